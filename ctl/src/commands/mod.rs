@@ -1,0 +1,5 @@
+//! One module per verb: a clap `Args` struct and `run(args, &Client)`.
+
+pub mod namespace;
+pub mod plugins;
+pub mod version;

@@ -1,0 +1,82 @@
+//! `berthctl`: the operator's CLI for berthd. `main` only parses and dispatches; each verb
+//! lives in `commands/<verb>.rs`.
+
+mod client;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Operate a Berth daemon.
+#[derive(Parser)]
+#[command(name = "berthctl", version)]
+struct Cli {
+    /// Address of berthd's API socket.
+    #[arg(
+        short = 'a',
+        long,
+        env = "BERTH_ADDRESS",
+        default_value = "/run/berth/berth.sock",
+        global = true
+    )]
+    address: String,
+    /// Namespace to work in.
+    #[arg(
+        short = 'n',
+        long,
+        env = "BERTH_NAMESPACE",
+        default_value = "default",
+        global = true
+    )]
+    namespace: String,
+    /// Print debug details of errors.
+    #[arg(long, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show client and server versions.
+    Version(commands::version::Args),
+    /// Manage namespaces.
+    #[command(alias = "namespaces", alias = "ns")]
+    Namespace(commands::namespace::Args),
+    /// List the daemon's plugins.
+    Plugins(commands::plugins::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("berthctl: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    let result = runtime.block_on(async {
+        let client = client::Client::connect(&cli.address, &cli.namespace).await?;
+        match cli.command {
+            Command::Version(args) => commands::version::run(args, &client).await,
+            Command::Namespace(args) => commands::namespace::run(args, &client).await,
+            Command::Plugins(args) => commands::plugins::run(args, &client).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if cli.debug {
+                eprintln!("berthctl: {e:?}");
+            } else {
+                eprintln!("berthctl: {e:#}");
+            }
+            ExitCode::from(125)
+        }
+    }
+}

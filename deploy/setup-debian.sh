@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building and testing Berth needs on a fresh Debian machine (as root), from
+# Debian's packages only. Safe to run again: already-present packages are skipped.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have protoc || need+=(protobuf-compiler)
+have ctr || need+=(containerd)
+have runc || need+=(runc)
+have docker-registry || need+=(docker-registry)
+[ -x /bin/busybox ] || need+=(busybox-static)
+have cc || need+=(gcc)
+have pkg-config || need+=(pkg-config)
+
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! have cargo; then
+    echo "setup: cargo is required (rustup's stable toolchain, 1.95 or newer)" >&2
+    exit 1
+fi

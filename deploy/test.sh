@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command of the README: set-up, formatting, lints, unit and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deploy/setup-debian.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The shipped config must be what `berthd config default` prints.
+cargo run --quiet --locked -p berth-services --bin berthd -- config default | diff -u deploy/config.toml -
+cargo test --workspace --locked

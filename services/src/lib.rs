@@ -1,0 +1,33 @@
+//! # berthd: containerd's API v1, served by Berth
+//!
+//! berthd is one process with one tokio runtime. It serves containerd's gRPC API v1 on a unix
+//! socket, so that `ctr`, nerdctl and containerd's Go client work against it unchanged.
+//!
+//! The daemon is a set of plugins ([`plugins`]), each with containerd's type URI, started in
+//! dependency order:
+//!
+//! * [`metadata`] owns the sled database: namespaced records behind one module;
+//! * [`content`] stores blobs by digest on disk and records per namespace who sees them;
+//! * [`namespaces`], [`leases`] and [`events`] are the tenancy, protection and notification
+//!   services;
+//! * [`gc`] collects what no root (image, container, lease, `gc.root` label) references;
+//! * [`introspection`] and [`version`] describe the daemon.
+//!
+//! Each service is a thin gRPC shell (`grpc.rs`: validate, convert, call, map the error) over a
+//! store type that holds the logic. Errors travel as [`berth_proto::errdefs::Error`] and become
+//! gRPC status codes only at that edge, with the codes containerd uses.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod content;
+pub mod events;
+pub mod gc;
+pub mod identifiers;
+pub mod introspection;
+pub mod leases;
+pub mod metadata;
+pub mod namespaces;
+pub mod plugins;
+pub mod request;
+pub mod server;
+pub mod version;

@@ -1,0 +1,418 @@
+//! berthd's builtin plugins, as data: containerd's type URI, an id, what each requires, and
+//! the function that starts it. [`init_all`] runs them in dependency order, and the
+//! introspection service reports this same table.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, RwLock},
+};
+
+use berth_proto::{errdefs::Error, server, services::v1::Plugin as PluginInfo};
+use tonic::service::RoutesBuilder;
+
+use crate::{
+    config::Config,
+    content::{self, Content, store::LocalStore},
+    events::{self, Exchange},
+    gc::{
+        Collector,
+        scheduler::{Scheduler, Timing},
+    },
+    introspection,
+    leases::{self, Leases},
+    metadata::Store,
+    namespaces::{self, Namespaces},
+    version,
+};
+
+/// containerd's plugin type URIs used by Berth.
+pub mod types {
+    /// The event exchange.
+    pub const EVENT: &str = "io.containerd.event.v1";
+    /// The metadata store.
+    pub const METADATA: &str = "io.containerd.metadata.v1";
+    /// The content store.
+    pub const CONTENT: &str = "io.containerd.content.v1";
+    /// The garbage collection scheduler.
+    pub const GC: &str = "io.containerd.gc.v1";
+    /// Core services behind the gRPC layer.
+    pub const SERVICE: &str = "io.containerd.service.v1";
+    /// The lease manager.
+    pub const LEASE: &str = "io.containerd.lease.v1";
+    /// gRPC services.
+    pub const GRPC: &str = "io.containerd.grpc.v1";
+}
+
+/// What plugins build and share while they start.
+pub struct InitContext<'a> {
+    /// The daemon's configuration.
+    pub config: &'a Config,
+    /// The gRPC services registered so far.
+    pub routes: &'a mut RoutesBuilder,
+    exchange: Option<Arc<Exchange>>,
+    store: Option<Arc<Store>>,
+    blobs: Option<Arc<LocalStore>>,
+    gate: Arc<RwLock<()>>,
+    gc: Option<Scheduler>,
+    content: Option<Arc<Content>>,
+    namespaces: Option<Arc<Namespaces>>,
+    leases: Option<Arc<Leases>>,
+    table: Arc<Vec<PluginInfo>>,
+}
+
+fn missing(what: &str) -> Error {
+    Error::internal(format!("plugin dependency {what} not initialised"))
+}
+
+impl InitContext<'_> {
+    /// The directory a plugin keeps its data in: `<root>/<type>.<id>`.
+    pub fn plugin_root(&self, plugin: &Plugin) -> PathBuf {
+        self.config
+            .root
+            .join(format!("{}.{}", plugin.kind, plugin.id))
+    }
+
+    fn exchange(&self) -> Result<Arc<Exchange>, Error> {
+        self.exchange.clone().ok_or_else(|| missing("exchange"))
+    }
+    fn store(&self) -> Result<Arc<Store>, Error> {
+        self.store.clone().ok_or_else(|| missing("metadata"))
+    }
+    fn blobs(&self) -> Result<Arc<LocalStore>, Error> {
+        self.blobs.clone().ok_or_else(|| missing("content store"))
+    }
+    fn gc(&self) -> Result<Scheduler, Error> {
+        self.gc.clone().ok_or_else(|| missing("gc scheduler"))
+    }
+}
+
+/// One builtin plugin.
+pub struct Plugin {
+    /// containerd's type URI.
+    pub kind: &'static str,
+    /// The plugin's id within its type.
+    pub id: &'static str,
+    /// The types it needs started first.
+    pub requires: &'static [&'static str],
+    /// Starts it.
+    pub init: fn(&Plugin, &mut InitContext<'_>) -> Result<(), Error>,
+}
+
+/// Every builtin plugin.
+pub const BUILTINS: &[Plugin] = &[
+    Plugin {
+        kind: types::EVENT,
+        id: "exchange",
+        requires: &[],
+        init: init_exchange,
+    },
+    Plugin {
+        kind: types::METADATA,
+        id: "sled",
+        requires: &[],
+        init: init_metadata,
+    },
+    Plugin {
+        kind: types::CONTENT,
+        id: "content",
+        requires: &[],
+        init: init_content_store,
+    },
+    Plugin {
+        kind: types::GC,
+        id: "scheduler",
+        requires: &[types::METADATA, types::CONTENT],
+        init: init_gc,
+    },
+    Plugin {
+        kind: types::SERVICE,
+        id: "content-service",
+        requires: &[types::METADATA, types::CONTENT, types::EVENT, types::GC],
+        init: init_content_service,
+    },
+    Plugin {
+        kind: types::SERVICE,
+        id: "namespaces-service",
+        requires: &[types::METADATA, types::EVENT],
+        init: init_namespaces_service,
+    },
+    Plugin {
+        kind: types::LEASE,
+        id: "manager",
+        requires: &[types::METADATA, types::GC],
+        init: init_leases,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "version",
+        requires: &[],
+        init: init_grpc_version,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "content",
+        requires: &[types::SERVICE],
+        init: init_grpc_content,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "namespaces",
+        requires: &[types::SERVICE],
+        init: init_grpc_namespaces,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "leases",
+        requires: &[types::LEASE],
+        init: init_grpc_leases,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "events",
+        requires: &[types::EVENT],
+        init: init_grpc_events,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "healthcheck",
+        requires: &[],
+        init: init_grpc_health,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "introspection",
+        requires: &[],
+        init: init_grpc_introspection,
+    },
+];
+
+/// The plugins in an order where each comes after everything it requires.
+pub fn ordered(plugins: &'static [Plugin]) -> Result<Vec<&'static Plugin>, Error> {
+    let mut done: Vec<&'static Plugin> = Vec::with_capacity(plugins.len());
+    let mut left: Vec<&'static Plugin> = plugins.iter().collect();
+    while !left.is_empty() {
+        let pending: Vec<&'static Plugin> = left.clone();
+        let ready = |p: &&'static Plugin| {
+            p.requires.iter().all(|r| {
+                pending
+                    .iter()
+                    .all(|other| other.kind != *r || std::ptr::eq(*other, *p))
+            })
+        };
+        let (now, later): (Vec<&'static Plugin>, Vec<&'static Plugin>) =
+            left.into_iter().partition(ready);
+        if now.is_empty() {
+            let names: Vec<String> = later
+                .iter()
+                .map(|p| format!("{}.{}", p.kind, p.id))
+                .collect();
+            return Err(Error::internal(format!(
+                "plugin dependency cycle among {}",
+                names.join(", ")
+            )));
+        }
+        done.extend(now);
+        left = later;
+    }
+    Ok(done)
+}
+
+fn describe(plugin: &Plugin, config: &Config) -> PluginInfo {
+    let mut exports = HashMap::new();
+    if matches!(plugin.kind, types::CONTENT | types::METADATA) {
+        exports.insert(
+            "root".to_string(),
+            config
+                .root
+                .join(format!("{}.{}", plugin.kind, plugin.id))
+                .display()
+                .to_string(),
+        );
+    }
+    PluginInfo {
+        r#type: plugin.kind.to_string(),
+        id: plugin.id.to_string(),
+        requires: plugin.requires.iter().map(|r| r.to_string()).collect(),
+        platforms: Vec::new(),
+        exports,
+        capabilities: Vec::new(),
+        init_err: None,
+    }
+}
+
+/// Starts every builtin plugin; returns the gRPC routes they registered.
+pub fn init_all(config: &Config) -> Result<RoutesBuilder, Error> {
+    let order = ordered(BUILTINS)?;
+    let table = Arc::new(order.iter().map(|p| describe(p, config)).collect());
+    let mut routes = RoutesBuilder::default();
+    let mut cx = InitContext {
+        config,
+        routes: &mut routes,
+        exchange: None,
+        store: None,
+        blobs: None,
+        gate: Arc::new(RwLock::new(())),
+        gc: None,
+        content: None,
+        namespaces: None,
+        leases: None,
+        table,
+    };
+    for plugin in order {
+        tracing::debug!(r#type = plugin.kind, id = plugin.id, "loading plugin");
+        (plugin.init)(plugin, &mut cx)
+            .map_err(|e| e.context(format!("plugin {}.{}", plugin.kind, plugin.id)))?;
+    }
+    Ok(routes)
+}
+
+fn init_exchange(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.exchange = Some(Arc::new(Exchange::new()));
+    Ok(())
+}
+
+fn init_metadata(p: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.store = Some(Arc::new(Store::open(&cx.plugin_root(p))?));
+    Ok(())
+}
+
+fn init_content_store(p: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.blobs = Some(Arc::new(LocalStore::open(cx.plugin_root(p))?));
+    Ok(())
+}
+
+fn init_gc(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let collector = Arc::new(Collector::new(cx.store()?, cx.blobs()?, cx.gate.clone()));
+    let timing = Timing {
+        schedule_delay: cx.config.gc.schedule_delay,
+        startup_delay: cx.config.gc.startup_delay,
+    };
+    cx.gc = Some(Scheduler::start(collector, timing));
+    Ok(())
+}
+
+fn init_content_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.content = Some(Arc::new(Content::new(
+        cx.store()?,
+        cx.blobs()?,
+        cx.exchange()?,
+        cx.gc()?,
+        cx.gate.clone(),
+    )));
+    Ok(())
+}
+
+fn init_namespaces_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.namespaces = Some(Arc::new(Namespaces::new(cx.store()?, cx.exchange()?)));
+    Ok(())
+}
+
+fn init_leases(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.leases = Some(Arc::new(Leases::new(cx.store()?, cx.gc()?)));
+    Ok(())
+}
+
+/// Applies the configured message size limits to a generated server.
+macro_rules! limits {
+    ($cx:expr, $server:expr) => {
+        $server
+            .max_decoding_message_size($cx.config.grpc.max_recv_message_size)
+            .max_encoding_message_size($cx.config.grpc.max_send_message_size)
+    };
+}
+
+fn init_grpc_version(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.routes
+        .add_service(server::version::v1::version_server::VersionServer::new(
+            version::Service,
+        ));
+    Ok(())
+}
+
+fn init_grpc_content(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let content = cx
+        .content
+        .clone()
+        .ok_or_else(|| missing("content service"))?;
+    let svc = server::content::v1::content_server::ContentServer::new(content::grpc::Service::new(
+        content,
+    ));
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_grpc_namespaces(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let ns = cx
+        .namespaces
+        .clone()
+        .ok_or_else(|| missing("namespaces service"))?;
+    let svc = server::namespaces::v1::namespaces_server::NamespacesServer::new(
+        namespaces::grpc::Service::new(ns),
+    );
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_grpc_leases(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let leases = cx.leases.clone().ok_or_else(|| missing("lease manager"))?;
+    let svc =
+        server::leases::v1::leases_server::LeasesServer::new(leases::grpc::Service::new(leases));
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_grpc_events(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let svc = server::events::v1::events_server::EventsServer::new(events::grpc::Service::new(
+        cx.exchange()?,
+    ));
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_grpc_health(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let (reporter, svc) = tonic_health::server::health_reporter();
+    // Serving from the moment the routes are served; the reporter lives in the service's state.
+    tokio::spawn(async move {
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+    });
+    cx.routes.add_service(svc);
+    Ok(())
+}
+
+fn init_grpc_introspection(p: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let uuid = introspection::server_uuid(&cx.plugin_root(p))?;
+    let svc = server::introspection::v1::introspection_server::IntrospectionServer::new(
+        introspection::Service::new(cx.table.clone(), uuid),
+    );
+    cx.routes.add_service(svc);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_order_respects_requirements() {
+        let order = ordered(BUILTINS).unwrap();
+        assert_eq!(order.len(), BUILTINS.len());
+        for (i, p) in order.iter().enumerate() {
+            for r in p.requires {
+                assert!(
+                    order[..i].iter().any(|q| q.kind == *r),
+                    "{}.{} before its requirement {r}",
+                    p.kind,
+                    p.id
+                );
+                assert!(
+                    order[i..]
+                        .iter()
+                        .all(|q| q.kind != *r || std::ptr::eq(*q, *p))
+                );
+            }
+        }
+    }
+}

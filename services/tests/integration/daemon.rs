@@ -1,0 +1,203 @@
+//! A private berthd for one test: temp root, state and socket; logs dumped on failure;
+//! killed on drop.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use containerd_client::tonic::{Request, transport::Channel};
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts berthd in a fresh temp dir and waits until it answers `Version`.
+    pub fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-it-")
+            .tempdir()
+            .expect("tempdir");
+        let mut d = Daemon { dir, child: None };
+        d.spawn();
+        d
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("berthd.log")
+    }
+
+    fn spawn(&mut self) {
+        let collections_before = self.collections();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        // An explicit --config must exist: give each daemon an empty one (all defaults).
+        let config = self.dir.path().join("config.toml");
+        std::fs::write(&config, "").expect("config file");
+        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--root")
+            .arg(self.root())
+            .arg("--state")
+            .arg(self.dir.path().join("state"))
+            .arg("--address")
+            .arg(self.socket())
+            .arg("--config")
+            .arg(&config)
+            .arg("--log-level")
+            .arg("debug,h2=info,hyper=info,tonic=info,tower=info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berthd");
+        self.child = Some(child);
+        self.wait_ready(collections_before);
+    }
+
+    /// Waits for the socket and for the start-up garbage collection, so that tests do not
+    /// race the collector for content they have not protected yet.
+    fn wait_ready(&mut self, collections_before: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("berthd exited early with {status}\n{}", self.log());
+            }
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok()
+                && self.collections() > collections_before
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("berthd did not come up\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn collections(&self) -> usize {
+        self.log().matches("garbage collection done").count()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// SIGKILLs the daemon (a crash) and waits for it to die.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Asks the daemon to stop with SIGTERM and returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        child.wait().unwrap()
+    }
+
+    /// Starts the daemon again on the same directories.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub async fn channel(&self) -> Channel {
+        containerd_client::connect(self.socket())
+            .await
+            .expect("connect to berthd")
+    }
+
+    /// Runs `ctr` against this daemon (None when ctr is not installed).
+    pub fn ctr(&self, args: &[&str]) -> Option<Command> {
+        let ctr = which("ctr")?;
+        let mut cmd = Command::new(ctr);
+        cmd.arg("--address").arg(self.socket()).args(args);
+        Some(cmd)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- berthd log ----\n{}", self.log());
+        }
+        self.kill();
+    }
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| Path::new(p).is_file())
+    })
+}
+
+/// Creates lease `id` in `namespace` (content written under it survives collection).
+pub async fn lease(ch: &Channel, namespace: &str, id: &str) {
+    containerd_client::services::v1::leases_client::LeasesClient::new(ch.clone())
+        .create(ns(
+            namespace,
+            containerd_client::services::v1::CreateRequest {
+                id: id.into(),
+                labels: Default::default(),
+            },
+        ))
+        .await
+        .expect("create lease");
+}
+
+/// Wraps a message in a request carrying the namespace header.
+pub fn ns<T>(namespace: &str, msg: T) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.metadata_mut()
+        .insert("containerd-namespace", namespace.parse().unwrap());
+    req
+}
+
+/// Like [`ns`], with a lease header too.
+pub fn ns_lease<T>(namespace: &str, lease: &str, msg: T) -> Request<T> {
+    let mut req = ns(namespace, msg);
+    req.metadata_mut()
+        .insert("containerd-lease", lease.parse().unwrap());
+    req
+}
+
+/// Skips a test that needs `ctr` when it is not installed (CI installs it).
+#[macro_export]
+macro_rules! ctr_or_skip {
+    ($daemon:expr, $args:expr) => {
+        match $daemon.ctr($args) {
+            Some(cmd) => cmd,
+            None => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("ctr is required in CI");
+                }
+                eprintln!("skipping: ctr not installed");
+                return;
+            }
+        }
+    };
+}

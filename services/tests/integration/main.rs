@@ -1,0 +1,10 @@
+//! berthd integration tests: a private daemon per test, driven by real clients (containerd's
+//! Go `ctr` where installed, and containerd's gRPC API through the `containerd-client` crate).
+
+mod bad_input;
+mod content;
+mod ctr;
+mod daemon;
+mod leases;
+mod lifecycle;
+mod namespaces;
