@@ -21,8 +21,8 @@ use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
 use std::io::{self, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_proto::digest::Digest;
 use berth_proto::errdefs::{Error, Kind, io_error};
@@ -35,6 +35,9 @@ use super::store::IngestStatus;
 pub(super) const DATA_FILE: &str = "data";
 /// Name of the file holding an ingest's [`IngestMeta`].
 pub(super) const META_FILE: &str = "meta.json";
+/// Name of the file recording when an ingest's data last changed (nanoseconds since the epoch),
+/// written when its writer closes: file mtimes are too coarse to report it exactly.
+pub(super) const UPDATED_FILE: &str = "updatedat";
 /// Suffix of files and directories that are only ever transient.
 pub(super) const TMP_SUFFIX: &str = ".tmp";
 
@@ -90,6 +93,23 @@ mod opt_digest {
     }
 }
 
+/// When the ingest in `dir` last changed: the recorded time, else the data file's mtime.
+pub(super) fn read_updated_at(dir: &Path, data: &fs::Metadata) -> Option<SystemTime> {
+    let recorded = fs::read_to_string(dir.join(UPDATED_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|nanos| UNIX_EPOCH + Duration::from_nanos(nanos));
+    recorded.or_else(|| data.modified().ok())
+}
+
+/// Records `at` as the ingest's last change (best effort: the mtime is the fallback).
+fn write_updated_at(dir: &Path, at: SystemTime) {
+    let nanos = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    if let Err(err) = fs::write(dir.join(UPDATED_FILE), nanos.to_string()) {
+        tracing::warn!(dir = %dir.display(), %err, "recording ingest update time");
+    }
+}
+
 /// Reads and validates `dir/meta.json`. A missing file is NotFound, a corrupt one DataLoss.
 pub(super) fn read_meta(dir: &Path) -> Result<IngestMeta, Error> {
     let path = dir.join(META_FILE);
@@ -133,16 +153,37 @@ pub(super) fn validate_ref(namespace: &str, reference: &str) -> Result<(), Error
     Ok(())
 }
 
+/// How long a writer waits for a ref whose holder is finishing before reporting Unavailable.
+///
+/// A client that closes a write stream and at once opens another on the same ref (containerd's
+/// own test suite does) races the server's teardown of the first stream; this grace absorbs
+/// that race without letting two writers hold the ref.
+const LOCK_GRACE: Duration = Duration::from_millis(250);
+
 /// The refs of this process that have a live writer (or an abort under way), by ingest key.
 #[derive(Debug, Default)]
 pub(super) struct RefLocks {
     held: Mutex<HashMap<String, SystemTime>>,
+    released: Condvar,
 }
 
 impl RefLocks {
-    /// Takes the lock on `key`, or fails Unavailable saying since when it is held.
+    /// Takes the lock on `key`, waiting up to [`LOCK_GRACE`] for a holder to let go, or fails
+    /// Unavailable saying since when it is held.
     pub(super) fn try_lock(self: &Arc<Self>, key: &str, reference: &str) -> Result<RefLock, Error> {
+        let deadline = Instant::now() + LOCK_GRACE;
         let mut held = self.held();
+        while held.contains_key(key) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            held = self
+                .released
+                .wait_timeout(held, deadline - now)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
         if let Some(since) = held.get(key) {
             let msg = format!(
                 "ref {reference} locked since {}: unavailable",
@@ -160,6 +201,15 @@ impl RefLocks {
     }
 }
 
+impl Drop for IngestWriter {
+    /// Records when the data last changed, so a resumed writer reports it exactly.
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            write_updated_at(&self.dir, self.updated_at);
+        }
+    }
+}
+
 /// A held ref lock; released when dropped.
 #[derive(Debug)]
 pub(super) struct RefLock {
@@ -170,6 +220,7 @@ pub(super) struct RefLock {
 impl Drop for RefLock {
     fn drop(&mut self) {
         self.locks.held().remove(&self.key);
+        self.locks.released.notify_all();
     }
 }
 
@@ -267,7 +318,14 @@ impl IngestWriter {
         let mut hasher = Sha256::new();
         let offset = io::copy(&mut BufReader::with_capacity(1 << 20, &file), &mut hasher);
         let offset = offset.map_err(|e| io_error(format!("rehash {}", data.display()), e))?;
-        let updated_at = file.metadata().and_then(|m| m.modified()).map_err(ctx)?;
+        // A fresh ingest was updated when it started; a resumed one when its data last changed.
+        let updated_at = match prior {
+            None => meta.started_at,
+            Some(_) => {
+                let stat = file.metadata().map_err(ctx)?;
+                read_updated_at(&dir, &stat).unwrap_or(meta.started_at)
+            }
+        };
         Ok(IngestWriter {
             dir,
             blob_dir,

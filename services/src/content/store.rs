@@ -287,7 +287,7 @@ fn read_status(dir: &Path) -> Result<IngestStatus, Error> {
     let meta = ingest::read_meta(dir)?;
     let data = dir.join(DATA_FILE);
     let stat = fs::metadata(&data).map_err(|e| io_error(format!("stat {}", data.display()), e))?;
-    let updated_at = stat.modified().unwrap_or(meta.started_at);
+    let updated_at = ingest::read_updated_at(dir, &stat).unwrap_or(meta.started_at);
     Ok(meta.into_status(stat.len() as i64, updated_at))
 }
 
@@ -491,7 +491,8 @@ mod tests {
             .map(|e| e.unwrap().path())
             .collect();
         assert_eq!(left, vec![keep.clone()]);
-        assert_eq!(fs::read_dir(&keep).unwrap().count(), 2);
+        // data, meta.json and updatedat remain; the stray temp meta is gone.
+        assert_eq!(fs::read_dir(&keep).unwrap().count(), 3);
         assert_eq!(store.status("ns", "keep").unwrap().offset, 1);
     }
 }
