@@ -205,3 +205,26 @@ async fn an_oversized_message_is_refused_and_the_daemon_stays_up() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn garbage_on_the_socket_does_not_hurt_the_daemon() {
+    use std::io::Write;
+    let d = Daemon::start();
+    // Not HTTP/2 at all, an HTTP/2 preface followed by junk frames, and a frame that claims a
+    // huge length then hangs up.
+    let payloads: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01\x02garbage",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x04\x01\x00\x00\x00\x00\x01\xff\xff\xff\xff",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\x00\x00\x00\x00\x00\x01",
+    ];
+    for payload in payloads {
+        let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+        let _ = s.write_all(payload);
+        drop(s);
+    }
+    let ch = d.channel().await;
+    VersionClient::new(ch)
+        .version(Request::new(()))
+        .await
+        .unwrap();
+}

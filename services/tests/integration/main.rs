@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod content;
+mod crash;
 mod ctr;
 mod daemon;
 mod leases;
