@@ -8,6 +8,7 @@
 //!
 //! * [`metadata`] owns the sled database: namespaced records behind one module;
 //! * [`content`] stores blobs by digest on disk and records per namespace who sees them;
+//! * [`images`] names content graphs (manifests, indexes) and roots them for collection;
 //! * [`namespaces`], [`leases`] and [`events`] are the tenancy, protection and notification
 //!   services;
 //! * [`gc`] collects what no root (image, container, lease, `gc.root` label) references;
@@ -23,6 +24,7 @@ pub mod content;
 pub mod events;
 pub mod gc;
 pub mod identifiers;
+pub mod images;
 pub mod introspection;
 pub mod leases;
 pub mod metadata;

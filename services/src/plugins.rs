@@ -19,6 +19,7 @@ use crate::{
         Collector,
         scheduler::{Scheduler, Timing},
     },
+    images::{self, Images},
     introspection,
     leases::{self, Leases},
     metadata::Store,
@@ -58,6 +59,7 @@ pub struct InitContext<'a> {
     content: Option<Arc<Content>>,
     namespaces: Option<Arc<Namespaces>>,
     leases: Option<Arc<Leases>>,
+    images: Option<Arc<Images>>,
     table: Arc<Vec<PluginInfo>>,
 }
 
@@ -138,6 +140,12 @@ pub const BUILTINS: &[Plugin] = &[
         init: init_namespaces_service,
     },
     Plugin {
+        kind: types::SERVICE,
+        id: "images-service",
+        requires: &[types::METADATA, types::EVENT, types::GC],
+        init: init_images_service,
+    },
+    Plugin {
         kind: types::LEASE,
         id: "manager",
         requires: &[types::METADATA, types::GC],
@@ -160,6 +168,12 @@ pub const BUILTINS: &[Plugin] = &[
         id: "namespaces",
         requires: &[types::SERVICE],
         init: init_grpc_namespaces,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "images",
+        requires: &[types::SERVICE],
+        init: init_grpc_images,
     },
     Plugin {
         kind: types::GRPC,
@@ -257,6 +271,7 @@ pub fn init_all(config: &Config) -> Result<RoutesBuilder, Error> {
         content: None,
         namespaces: None,
         leases: None,
+        images: None,
         table,
     };
     for plugin in order {
@@ -308,6 +323,11 @@ fn init_namespaces_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), E
     Ok(())
 }
 
+fn init_images_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.images = Some(Arc::new(Images::new(cx.store()?, cx.exchange()?, cx.gc()?)));
+    Ok(())
+}
+
 fn init_leases(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
     cx.leases = Some(Arc::new(Leases::new(cx.store()?, cx.gc()?)));
     Ok(())
@@ -350,6 +370,14 @@ fn init_grpc_namespaces(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Erro
     let svc = server::namespaces::v1::namespaces_server::NamespacesServer::new(
         namespaces::grpc::Service::new(ns),
     );
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_grpc_images(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let images = cx.images.clone().ok_or_else(|| missing("images service"))?;
+    let svc =
+        server::images::v1::images_server::ImagesServer::new(images::grpc::Service::new(images));
     cx.routes.add_service(limits!(cx, svc));
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Garbage collection on containerd's model: mark from roots, sweep the rest.
 //!
-//! Roots are leases that have not expired (and the resources they list), objects labelled
-//! `containerd.io/gc.root`, and unfinished ingests. From each marked object the collector
+//! Roots are images (their targets and label references), leases that have not expired (and
+//! the resources they list), objects labelled `containerd.io/gc.root`, and unfinished ingests. From each marked object the collector
 //! follows `containerd.io/gc.ref.content.*` and `containerd.io/gc.ref.snapshot.*` labels,
 //! except below a lease labelled `containerd.io/gc.flat`. Unmarked content records and expired
 //! leases are deleted in one atomic metadata update; then every blob on disk that no namespace
@@ -23,7 +23,7 @@ use berth_proto::errdefs::Error;
 
 use crate::{
     content::store::LocalStore,
-    metadata::{ContentRecord, Key, LeaseRecord, NamespaceRecord, Store, Update},
+    metadata::{ContentRecord, ImageRecord, Key, LeaseRecord, NamespaceRecord, Store, Update},
 };
 use labels::Reference;
 
@@ -149,6 +149,10 @@ fn sweep_metadata(u: &mut Update<'_>, now: SystemTime) -> Result<Stats, Error> {
                     }
                 }
             }
+        }
+        for (_, image) in u.scan::<ImageRecord>(&Key::bucket(&ns, "images"))? {
+            queue.push(Reference::Content(image.target.digest.clone()));
+            queue.extend(labels::references(&image.labels));
         }
         for (digest, record) in &content {
             if labels::is_root(&record.labels) {

@@ -9,6 +9,7 @@
 //! v1 ␀ namespaces ␀ <ns>                         → NamespaceRecord
 //! v1 ␀ ns ␀ <ns> ␀ content ␀ <digest>            → ContentRecord
 //! v1 ␀ ns ␀ <ns> ␀ leases ␀ <id>                 → LeaseRecord (its resources inside)
+//! v1 ␀ ns ␀ <ns> ␀ images ␀ <name>               → ImageRecord
 //! v1 ␀ ns ␀ <ns> ␀ <bucket> ␀ …                  → records of later services (images, containers, snapshots)
 //! ```
 //!
@@ -32,7 +33,10 @@ use berth_proto::errdefs::{Error, Kind};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use keys::Key;
-pub use records::{ContentRecord, LeaseRecord, LeaseResource, NamespaceRecord, Timestamp};
+pub use records::{
+    ContentRecord, DescriptorRecord, ImageRecord, LeaseRecord, LeaseResource, NamespaceRecord,
+    Timestamp,
+};
 
 /// The metadata database.
 pub struct Store {

@@ -82,3 +82,29 @@ pub struct LeaseRecord {
     /// What it holds.
     pub resources: BTreeSet<LeaseResource>,
 }
+
+/// A content descriptor as containerd stores it with an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescriptorRecord {
+    /// The media type of the referenced content.
+    pub media_type: String,
+    /// Its digest.
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// OCI annotations.
+    pub annotations: HashMap<String, String>,
+}
+
+/// An image: a name pointing at a manifest or index in the content store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// Labels, including GC references.
+    pub labels: HashMap<String, String>,
+    /// The root of the image's content graph.
+    pub target: DescriptorRecord,
+    /// When the name was created.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}

@@ -6,6 +6,7 @@ mod content;
 mod crash;
 mod ctr;
 mod daemon;
+mod images;
 mod leases;
 mod lifecycle;
 mod namespaces;
