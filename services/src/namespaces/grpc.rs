@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use berth_proto::{
     errdefs::Error,
+    filters::{Adaptor, Filter, label_field},
     server::namespaces::v1::namespaces_server,
     services::v1::{
         CreateNamespaceRequest, CreateNamespaceResponse, DeleteNamespaceRequest,
@@ -25,6 +26,19 @@ impl Service {
     /// Serves `namespaces`.
     pub fn new(namespaces: Arc<Namespaces>) -> Service {
         Service { namespaces }
+    }
+}
+
+/// Filter fields of a namespace: `name`, `labels.<key>`.
+struct NamespaceFields<'a>(&'a str, &'a NamespaceRecord);
+
+impl Adaptor for NamespaceFields<'_> {
+    fn field(&self, path: &[String]) -> Option<String> {
+        match path.first().map(String::as_str)? {
+            "name" if path.len() == 1 => Some(self.0.to_string()),
+            "labels" => label_field(&self.1.labels, &path[1..]),
+            _ => None,
+        }
     }
 }
 
@@ -50,12 +64,19 @@ impl namespaces_server::Namespaces for Service {
 
     async fn list(
         &self,
-        _req: Request<ListNamespacesRequest>,
+        req: Request<ListNamespacesRequest>,
     ) -> Result<Response<ListNamespacesResponse>, Status> {
+        let filter = req.into_inner().filter;
+        let filter = if filter.is_empty() {
+            Filter::always()
+        } else {
+            Filter::parse(&filter)?
+        };
         let namespaces = self
             .namespaces
             .list()?
             .into_iter()
+            .filter(|(n, r)| filter.matches(&NamespaceFields(n, r)))
             .map(|(n, r)| to_proto(n, r))
             .collect();
         Ok(Response::new(ListNamespacesResponse { namespaces }))

@@ -62,3 +62,53 @@ fn a_bad_config_is_refused_with_its_path() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn grpc_health_reports_serving() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let d = Daemon::start();
+    let status = HealthClient::new(d.channel().await)
+        .check(Request::new(HealthCheckRequest {
+            service: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
+
+#[tokio::test]
+async fn namespace_list_applies_its_filter() {
+    use containerd_client::services::v1::{
+        CreateNamespaceRequest, ListNamespacesRequest, Namespace,
+        namespaces_client::NamespacesClient,
+    };
+    let d = Daemon::start();
+    let mut c = NamespacesClient::new(d.channel().await);
+    for (name, tier) in [("one", "gold"), ("two", "tin")] {
+        c.create(Request::new(CreateNamespaceRequest {
+            namespace: Some(Namespace {
+                name: name.into(),
+                labels: [("tier".to_string(), tier.to_string())].into(),
+            }),
+        }))
+        .await
+        .unwrap();
+    }
+    let got = c
+        .list(Request::new(ListNamespacesRequest {
+            filter: "labels.tier==gold".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .namespaces;
+    assert_eq!(
+        got.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        ["one"]
+    );
+}
