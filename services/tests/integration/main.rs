@@ -10,3 +10,5 @@ mod images;
 mod leases;
 mod lifecycle;
 mod namespaces;
+mod pull;
+mod registry;

@@ -1,0 +1,228 @@
+//! Test fixtures for image work: a private Debian `docker-registry` on a free loopback port,
+//! and images built here (OCI layouts written by these tests, pushed with `skopeo`).
+
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use flate2::{Compression, write::GzEncoder};
+use sha2::{Digest as _, Sha256};
+
+use crate::daemon::which;
+
+/// A private registry; killed on drop.
+pub struct Registry {
+    pub addr: String,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Registry {
+    /// Starts one, or None when `docker-registry` or `skopeo` is missing outside CI.
+    pub fn start() -> Option<Registry> {
+        let (Some(bin), Some(_)) = (which("docker-registry"), which("skopeo")) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "docker-registry and skopeo are required in CI"
+            );
+            eprintln!("skipping: docker-registry or skopeo not installed");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "registry did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Registry {
+            addr,
+            _dir: dir,
+            child,
+        })
+    }
+
+    /// Pushes the OCI layout at `layout` (tag `tag`) to `repo:tag` with skopeo.
+    pub fn push_layout(&self, layout: &Path, tag: &str, repo: &str) {
+        let out = Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false", "--all"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{}/{repo}:{tag}", self.addr))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One entry of a layer built by a test.
+pub enum Entry<'a> {
+    Dir(&'a str),
+    File(&'a str, &'a [u8]),
+    Symlink(&'a str, &'a str),
+    /// An OCI whiteout removing `path` from lower layers.
+    Whiteout(&'a str),
+    /// An opaque marker on directory `dir`.
+    Opaque(&'a str),
+}
+
+/// A built blob: bytes and digest.
+pub struct Blob {
+    pub bytes: Vec<u8>,
+    pub digest: String,
+}
+
+fn blob(bytes: Vec<u8>) -> Blob {
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    Blob { bytes, digest }
+}
+
+/// A tar layer from `entries`; returns (uncompressed tar, gzip blob).
+pub fn layer(entries: &[Entry<'_>]) -> (Blob, Blob) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut header = |path: &str, kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(path).unwrap();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    };
+    for e in entries {
+        match e {
+            Entry::Dir(p) => {
+                let mut h = header(p, tar::EntryType::Directory, 0o755, 0);
+                h.set_cksum();
+                b.append(&h, &[][..]).unwrap();
+            }
+            Entry::File(p, data) => {
+                let mut h = header(p, tar::EntryType::Regular, 0o644, data.len() as u64);
+                h.set_cksum();
+                b.append(&h, *data).unwrap();
+            }
+            Entry::Symlink(p, target) => {
+                let mut h = header(p, tar::EntryType::Symlink, 0o777, 0);
+                h.set_link_name(target).unwrap();
+                h.set_cksum();
+                b.append(&h, &[][..]).unwrap();
+            }
+            Entry::Whiteout(p) => {
+                let path = Path::new(p);
+                let name = path.file_name().unwrap().to_str().unwrap();
+                let wh = path.with_file_name(format!(".wh.{name}"));
+                let mut h = header(wh.to_str().unwrap(), tar::EntryType::Regular, 0o644, 0);
+                h.set_cksum();
+                b.append(&h, &[][..]).unwrap();
+            }
+            Entry::Opaque(dir) => {
+                let p = format!("{}/.wh..wh..opq", dir.trim_end_matches('/'));
+                let mut h = header(&p, tar::EntryType::Regular, 0o644, 0);
+                h.set_cksum();
+                b.append(&h, &[][..]).unwrap();
+            }
+        }
+    }
+    let tar = b.into_inner().unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(&tar).unwrap();
+    (blob(tar), blob(gz.finish().unwrap()))
+}
+
+/// Writes an OCI image layout with one image (`tag`) made of `layers` for `platform`
+/// (`linux/amd64` form) into `dir`; returns the manifest digest.
+pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry<'_>>], platform: &str) -> String {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let save = |b: &Blob| std::fs::write(blobs.join(&b.digest[7..]), &b.bytes).unwrap();
+    let (os, arch) = platform.split_once('/').unwrap();
+    let mut diff_ids = Vec::new();
+    let mut layer_descs = Vec::new();
+    for entries in layers {
+        let (tar, gz) = layer(entries);
+        save(&gz);
+        diff_ids.push(tar.digest.clone());
+        layer_descs.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": gz.digest, "size": gz.bytes.len(),
+        }));
+    }
+    let config = blob(
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": arch, "os": os,
+            "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap(),
+    );
+    save(&config);
+    let manifest = blob(
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest, "size": config.bytes.len()},
+            "layers": layer_descs,
+        }))
+        .unwrap(),
+    );
+    save(&manifest);
+    let mut index: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    index.insert("schemaVersion".into(), 2.into());
+    index.insert(
+        "manifests".into(),
+        serde_json::json!([{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest.digest, "size": manifest.bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+            "platform": {"os": os, "architecture": arch},
+        }]),
+    );
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    manifest.digest
+}
+
+/// A fresh temp dir for a layout.
+pub fn layout_dir() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("layout");
+    (d, p)
+}
