@@ -16,8 +16,19 @@ fn ctr_content_fetch_stores_the_whole_graph_with_gc_labels() {
         &layout,
         "1",
         &[
-            vec![Entry::Dir("etc/"), Entry::File("etc/hello", b"hi\n")],
-            vec![Entry::File("etc/more", b"more\n")],
+            vec![
+                Entry::Dir("etc/"),
+                Entry::File("etc/hello", b"hi\n"),
+                Entry::File("etc/gone", b"x"),
+                Entry::Dir("opt/"),
+                Entry::File("opt/old", b"old"),
+            ],
+            vec![
+                Entry::Whiteout("etc/gone"),
+                Entry::Opaque("opt"),
+                Entry::File("opt/new", b"new"),
+            ],
+            vec![Entry::Symlink("etc/link", "hello")],
         ],
         "linux/amd64",
     );
@@ -35,8 +46,8 @@ fn ctr_content_fetch_stores_the_whole_graph_with_gc_labels() {
     );
     let out = d.ctr(&["content", "ls"]).unwrap().output().unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
-    // manifest + config + 2 layers
-    assert_eq!(listing.lines().count(), 5, "{listing}");
+    // header + manifest + config + 3 layers
+    assert_eq!(listing.lines().count(), 6, "{listing}");
     let line = listing
         .lines()
         .find(|l| l.starts_with(&manifest))

@@ -116,7 +116,7 @@ fn blob(bytes: Vec<u8>) -> Blob {
 /// A tar layer from `entries`; returns (uncompressed tar, gzip blob).
 pub fn layer(entries: &[Entry<'_>]) -> (Blob, Blob) {
     let mut b = tar::Builder::new(Vec::new());
-    let mut header = |path: &str, kind: tar::EntryType, mode: u32, size: u64| {
+    let header = |path: &str, kind: tar::EntryType, mode: u32, size: u64| {
         let mut h = tar::Header::new_gnu();
         h.set_path(path).unwrap();
         h.set_entry_type(kind);
