@@ -11,6 +11,8 @@
 //! * [`images`] names content graphs (manifests, indexes) and roots them for collection;
 //! * [`namespaces`], [`leases`] and [`events`] are the tenancy, protection and notification
 //!   services;
+//! * [`diff`] applies layers onto snapshots and turns snapshot changes into layers;
+//! * [`snapshots`] serves the overlayfs and native snapshotters, namespaced;
 //! * [`gc`] collects what no root (image, container, lease, `gc.root` label) references;
 //! * [`introspection`] and [`version`] describe the daemon.
 //!
@@ -21,6 +23,7 @@
 
 pub mod config;
 pub mod content;
+pub mod diff;
 pub mod events;
 pub mod gc;
 pub mod identifiers;
@@ -32,4 +35,5 @@ pub mod namespaces;
 pub mod plugins;
 pub mod request;
 pub mod server;
+pub mod snapshots;
 pub mod version;

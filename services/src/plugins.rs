@@ -14,6 +14,7 @@ use tonic::service::RoutesBuilder;
 use crate::{
     config::Config,
     content::{self, Content, store::LocalStore},
+    diff::{self, Differ},
     events::{self, Exchange},
     gc::{
         Collector,
@@ -24,6 +25,7 @@ use crate::{
     leases::{self, Leases},
     metadata::Store,
     namespaces::{self, Namespaces},
+    snapshots::{self, Snapshots, Snapshotters, meta::SnapshotMeta},
     version,
 };
 
@@ -41,6 +43,10 @@ pub mod types {
     pub const SERVICE: &str = "io.containerd.service.v1";
     /// The lease manager.
     pub const LEASE: &str = "io.containerd.lease.v1";
+    /// Snapshotters.
+    pub const SNAPSHOTTER: &str = "io.containerd.snapshotter.v1";
+    /// Differs.
+    pub const DIFF: &str = "io.containerd.differ.v1";
     /// gRPC services.
     pub const GRPC: &str = "io.containerd.grpc.v1";
 }
@@ -60,6 +66,10 @@ pub struct InitContext<'a> {
     namespaces: Option<Arc<Namespaces>>,
     leases: Option<Arc<Leases>>,
     images: Option<Arc<Images>>,
+    snapshotters: Snapshotters,
+    snapshot_gate: Arc<RwLock<()>>,
+    snapshots: Option<Arc<Snapshots>>,
+    differ: Option<Arc<Differ>>,
     table: Arc<Vec<PluginInfo>>,
 }
 
@@ -122,10 +132,28 @@ pub const BUILTINS: &[Plugin] = &[
         init: init_content_store,
     },
     Plugin {
+        kind: types::SNAPSHOTTER,
+        id: "overlayfs",
+        requires: &[types::METADATA],
+        init: init_overlayfs,
+    },
+    Plugin {
+        kind: types::SNAPSHOTTER,
+        id: "native",
+        requires: &[types::METADATA],
+        init: init_native,
+    },
+    Plugin {
         kind: types::GC,
         id: "scheduler",
-        requires: &[types::METADATA, types::CONTENT],
+        requires: &[types::METADATA, types::CONTENT, types::SNAPSHOTTER],
         init: init_gc,
+    },
+    Plugin {
+        kind: types::SERVICE,
+        id: "snapshots-service",
+        requires: &[types::SNAPSHOTTER, types::METADATA, types::EVENT, types::GC],
+        init: init_snapshots_service,
     },
     Plugin {
         kind: types::SERVICE,
@@ -168,6 +196,24 @@ pub const BUILTINS: &[Plugin] = &[
         id: "namespaces",
         requires: &[types::SERVICE],
         init: init_grpc_namespaces,
+    },
+    Plugin {
+        kind: types::DIFF,
+        id: "walking",
+        requires: &[types::SERVICE, types::SNAPSHOTTER],
+        init: init_differ,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "diff",
+        requires: &[types::DIFF],
+        init: init_grpc_diff,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "snapshots",
+        requires: &[types::SERVICE],
+        init: init_grpc_snapshots,
     },
     Plugin {
         kind: types::GRPC,
@@ -234,7 +280,10 @@ pub fn ordered(plugins: &'static [Plugin]) -> Result<Vec<&'static Plugin>, Error
 
 fn describe(plugin: &Plugin, config: &Config) -> PluginInfo {
     let mut exports = HashMap::new();
-    if matches!(plugin.kind, types::CONTENT | types::METADATA) {
+    if matches!(
+        plugin.kind,
+        types::CONTENT | types::METADATA | types::SNAPSHOTTER
+    ) {
         exports.insert(
             "root".to_string(),
             config
@@ -272,6 +321,10 @@ pub fn init_all(config: &Config) -> Result<RoutesBuilder, Error> {
         namespaces: None,
         leases: None,
         images: None,
+        snapshotters: Snapshotters::new(),
+        snapshot_gate: Arc::new(RwLock::new(())),
+        snapshots: None,
+        differ: None,
         table,
     };
     for plugin in order {
@@ -297,8 +350,39 @@ fn init_content_store(p: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error>
     Ok(())
 }
 
+fn init_overlayfs(p: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let meta = Arc::new(SnapshotMeta::new(cx.store()?, p.id));
+    let sn = berth_snapshotter::snapshots::Overlay::new(&cx.plugin_root(p), meta)?;
+    cx.snapshotters.insert(p.id.to_string(), Arc::new(sn));
+    Ok(())
+}
+
+fn init_native(p: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let meta = Arc::new(SnapshotMeta::new(cx.store()?, p.id));
+    let sn = berth_snapshotter::snapshots::Native::new(&cx.plugin_root(p), meta)?;
+    cx.snapshotters.insert(p.id.to_string(), Arc::new(sn));
+    Ok(())
+}
+
+fn init_snapshots_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.snapshots = Some(Arc::new(Snapshots::new(
+        cx.snapshotters.clone(),
+        cx.store()?,
+        cx.exchange()?,
+        cx.gc()?,
+        cx.snapshot_gate.clone(),
+    )));
+    Ok(())
+}
+
 fn init_gc(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
-    let collector = Arc::new(Collector::new(cx.store()?, cx.blobs()?, cx.gate.clone()));
+    let collector = Arc::new(Collector::new(
+        cx.store()?,
+        cx.blobs()?,
+        cx.gate.clone(),
+        cx.snapshotters.clone(),
+        cx.snapshot_gate.clone(),
+    ));
     let timing = Timing {
         schedule_delay: cx.config.gc.schedule_delay,
         startup_delay: cx.config.gc.startup_delay,
@@ -369,6 +453,39 @@ fn init_grpc_namespaces(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Erro
         .ok_or_else(|| missing("namespaces service"))?;
     let svc = server::namespaces::v1::namespaces_server::NamespacesServer::new(
         namespaces::grpc::Service::new(ns),
+    );
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_differ(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let content = cx
+        .content
+        .clone()
+        .ok_or_else(|| missing("content service"))?;
+    let roots = BUILTINS
+        .iter()
+        .filter(|p| p.kind == types::SNAPSHOTTER)
+        .map(|p| cx.plugin_root(p))
+        .collect();
+    cx.differ = Some(Arc::new(Differ::new(content, roots)));
+    Ok(())
+}
+
+fn init_grpc_diff(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let differ = cx.differ.clone().ok_or_else(|| missing("differ"))?;
+    let svc = server::diff::v1::diff_server::DiffServer::new(diff::grpc::Service::new(differ));
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_grpc_snapshots(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let sn = cx
+        .snapshots
+        .clone()
+        .ok_or_else(|| missing("snapshots service"))?;
+    let svc = server::snapshots::v1::snapshots_server::SnapshotsServer::new(
+        snapshots::grpc::Service::new(sn),
     );
     cx.routes.add_service(limits!(cx, svc));
     Ok(())

@@ -9,4 +9,6 @@
 //! double lets tests check what would be mounted without root.
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod mount;
+pub mod snapshots;

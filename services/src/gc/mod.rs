@@ -23,7 +23,11 @@ use berth_proto::errdefs::Error;
 
 use crate::{
     content::store::LocalStore,
-    metadata::{ContentRecord, ImageRecord, Key, LeaseRecord, NamespaceRecord, Store, Update},
+    metadata::{
+        ContentRecord, ImageRecord, Key, LeaseRecord, NamespaceRecord, SnapshotRecord, Store,
+        Update,
+    },
+    snapshots::Snapshotters,
 };
 use labels::Reference;
 
@@ -38,31 +42,66 @@ pub struct Stats {
     pub leases: usize,
     /// Ingests of vanished namespaces removed.
     pub ingests: usize,
+    /// Snapshots removed.
+    pub snapshots: usize,
     /// The earliest expiry among the leases left, to schedule the next collection.
     pub next_expiry: Option<SystemTime>,
 }
 
-/// Mark-and-sweep over the metadata store and the blob store.
+/// Mark-and-sweep over the metadata store, the blob store and the snapshotters.
 pub struct Collector {
     store: Arc<Store>,
     blobs: Arc<LocalStore>,
     /// Held for reading while a blob moves into place and gets its record, and for writing
     /// while the collector removes unrecorded blobs, so neither sees the other half-done.
     gate: Arc<RwLock<()>>,
+    snapshotters: Snapshotters,
+    /// Held for reading by snapshot mutations, for writing while snapshots are marked and swept.
+    snapshot_gate: Arc<RwLock<()>>,
 }
 
 impl Collector {
-    /// A collector over `store` and `blobs`, sharing the commit `gate` with the content store.
-    pub fn new(store: Arc<Store>, blobs: Arc<LocalStore>, gate: Arc<RwLock<()>>) -> Collector {
-        Collector { store, blobs, gate }
+    /// A collector over `store`, `blobs` and `snapshotters`, sharing the content commit `gate`
+    /// and the `snapshot_gate` with the services that write them.
+    pub fn new(
+        store: Arc<Store>,
+        blobs: Arc<LocalStore>,
+        gate: Arc<RwLock<()>>,
+        snapshotters: Snapshotters,
+        snapshot_gate: Arc<RwLock<()>>,
+    ) -> Collector {
+        Collector {
+            store,
+            blobs,
+            gate,
+            snapshotters,
+            snapshot_gate,
+        }
     }
 
     /// Runs one full collection.
     pub fn collect(&self) -> Result<Stats, Error> {
         let started = Instant::now();
-        let mut stats = self
-            .store
-            .update(|u| sweep_metadata(u, SystemTime::now()))?;
+        let names: Vec<String> = self.snapshotters.keys().cloned().collect();
+        let mut stats = {
+            let _snapshots = self
+                .snapshot_gate
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let (mut stats, doomed) = self
+                .store
+                .update(|u| sweep_metadata(u, &names, SystemTime::now()))?;
+            for (name, key) in doomed {
+                let Some(sn) = self.snapshotters.get(&name) else {
+                    continue;
+                };
+                match sn.remove(&key) {
+                    Ok(()) => stats.snapshots += 1,
+                    Err(err) => tracing::warn!(snapshotter = %name, key, %err, "removing snapshot"),
+                }
+            }
+            stats
+        };
         stats.blobs = self.sweep_blobs()?;
         stats.ingests = self.sweep_ingests()?;
         tracing::debug!(?stats, elapsed = ?started.elapsed(), "garbage collection done");
@@ -116,12 +155,30 @@ impl Collector {
 #[derive(Default)]
 struct Marks {
     content: HashSet<String>,
+    /// (snapshotter, namespaced key)
+    snapshots: HashSet<(String, String)>,
 }
 
-/// Marks from the roots of every namespace and deletes what is unmarked.
-fn sweep_metadata(u: &mut Update<'_>, now: SystemTime) -> Result<Stats, Error> {
+/// Snapshots to remove, as (snapshotter, namespaced key), children before parents.
+type Doomed = Vec<(String, String)>;
+
+/// Marks from the roots of every namespace, deletes unmarked records, and returns the
+/// unmarked snapshots of `snapshotters` for the caller to remove.
+fn sweep_metadata(
+    u: &mut Update<'_>,
+    snapshotters: &[String],
+    now: SystemTime,
+) -> Result<(Stats, Doomed), Error> {
     let mut stats = Stats::default();
+    let mut doomed: Vec<(usize, String, String)> = Vec::new();
+    let mut all_snapshots: Vec<(String, std::collections::HashMap<String, SnapshotRecord>)> =
+        Vec::new();
+    for name in snapshotters {
+        let records = u.scan::<SnapshotRecord>(&Key::snapshots(name))?;
+        all_snapshots.push((name.clone(), records.into_iter().collect()));
+    }
     for (ns, _) in u.scan::<NamespaceRecord>(&Key::namespaces())? {
+        let prefix = format!("{ns}/");
         let content: Vec<(String, ContentRecord)> = u.scan(&Key::bucket(&ns, "content"))?;
         let leases: Vec<(String, LeaseRecord)> = u.scan(&Key::bucket(&ns, "leases"))?;
         let mut marks = Marks::default();
@@ -141,12 +198,29 @@ fn sweep_metadata(u: &mut Update<'_>, now: SystemTime) -> Result<Stats, Error> {
             }
             let flat = lease.labels.contains_key(labels::FLAT);
             for resource in &lease.resources {
-                if resource.kind == "content" {
-                    if flat {
-                        marks.content.insert(resource.id.clone());
-                    } else {
-                        queue.push(Reference::Content(resource.id.clone()));
+                let reference = if resource.kind == "content" {
+                    Reference::Content(resource.id.clone())
+                } else if let Some(name) = resource.kind.strip_prefix("snapshots/") {
+                    Reference::Snapshot {
+                        snapshotter: name.to_string(),
+                        key: resource.id.clone(),
                     }
+                } else {
+                    continue;
+                };
+                if flat {
+                    match reference {
+                        Reference::Content(d) => {
+                            marks.content.insert(d);
+                        }
+                        Reference::Snapshot { snapshotter, key } => {
+                            marks
+                                .snapshots
+                                .insert((snapshotter, format!("{prefix}{key}")));
+                        }
+                    }
+                } else {
+                    queue.push(reference);
                 }
             }
         }
@@ -160,15 +234,55 @@ fn sweep_metadata(u: &mut Update<'_>, now: SystemTime) -> Result<Stats, Error> {
             }
         }
 
+        for (name, records) in &all_snapshots {
+            for (key, record) in records {
+                if key.starts_with(&prefix) && labels::is_root(&record.labels) {
+                    queue.push(Reference::Snapshot {
+                        snapshotter: name.clone(),
+                        key: key[prefix.len()..].to_string(),
+                    });
+                }
+            }
+        }
+
         let records: std::collections::HashMap<&str, &ContentRecord> =
             content.iter().map(|(d, r)| (d.as_str(), r)).collect();
         while let Some(reference) = queue.pop() {
-            // Snapshot references are followed by the snapshotters' own collection.
-            if let Reference::Content(digest) = reference
-                && marks.content.insert(digest.clone())
-                && let Some(record) = records.get(digest.as_str())
-            {
-                queue.extend(labels::references(&record.labels));
+            match reference {
+                Reference::Content(digest) => {
+                    if marks.content.insert(digest.clone())
+                        && let Some(record) = records.get(digest.as_str())
+                    {
+                        queue.extend(labels::references(&record.labels));
+                    }
+                }
+                Reference::Snapshot { snapshotter, key } => {
+                    let nkey = format!("{prefix}{key}");
+                    let record = all_snapshots
+                        .iter()
+                        .find(|(n, _)| *n == snapshotter)
+                        .and_then(|(_, r)| r.get(&nkey));
+                    if marks.snapshots.insert((snapshotter.clone(), nkey))
+                        && let Some(record) = record
+                    {
+                        if let Some(parent) = record.parent.strip_prefix(&prefix) {
+                            queue.push(Reference::Snapshot {
+                                snapshotter: snapshotter.clone(),
+                                key: parent.to_string(),
+                            });
+                        }
+                        queue.extend(labels::references(&record.labels));
+                    }
+                }
+            }
+        }
+        for (name, records) in &all_snapshots {
+            for (key, record) in records {
+                if key.starts_with(&prefix)
+                    && !marks.snapshots.contains(&(name.clone(), key.clone()))
+                {
+                    doomed.push((depth(records, record), name.clone(), key.clone()));
+                }
             }
         }
 
@@ -182,7 +296,26 @@ fn sweep_metadata(u: &mut Update<'_>, now: SystemTime) -> Result<Stats, Error> {
             stats.content_records += 1;
         }
     }
-    Ok(stats)
+    // Deepest first, so children go before their parents.
+    doomed.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok((stats, doomed.into_iter().map(|(_, n, k)| (n, k)).collect()))
+}
+
+/// How many ancestors `record` has among `records`.
+fn depth(
+    records: &std::collections::HashMap<String, SnapshotRecord>,
+    record: &SnapshotRecord,
+) -> usize {
+    let mut depth = 0;
+    let mut parent = &record.parent;
+    while let Some(p) = records.get(parent) {
+        depth += 1;
+        if depth > records.len() {
+            break;
+        }
+        parent = &p.parent;
+    }
+    depth
 }
 
 #[cfg(test)]
@@ -275,8 +408,8 @@ mod tests {
                 )
             })
             .unwrap();
-        let stats = store
-            .update(|u| sweep_metadata(u, SystemTime::now()))
+        let (stats, _) = store
+            .update(|u| sweep_metadata(u, &[], SystemTime::now()))
             .unwrap();
         let mut left = remaining(&store, "n");
         left.sort();
@@ -311,8 +444,8 @@ mod tests {
                 )
             })
             .unwrap();
-        let stats = store
-            .update(|u| sweep_metadata(u, SystemTime::now()))
+        let (stats, _) = store
+            .update(|u| sweep_metadata(u, &[], SystemTime::now()))
             .unwrap();
         assert!(stats.next_expiry.is_some());
     }

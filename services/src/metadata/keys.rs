@@ -48,6 +48,21 @@ impl Key {
         Key::from_parts(&["v1", "ns", ns, bucket, name])
     }
 
+    /// The records of snapshotter `name`.
+    pub fn snapshots(name: &str) -> Key {
+        Key::from_parts(&["v1", "snapshotters", name])
+    }
+
+    /// The record of snapshot `key` (already namespaced) of snapshotter `name`.
+    pub fn snapshot(name: &str, key: &str) -> Key {
+        Key::from_parts(&["v1", "snapshotters", name, key])
+    }
+
+    /// The id counter of snapshotter `name`.
+    pub fn snapshot_counter(name: &str) -> Key {
+        Key::from_parts(&["meta", "snapshot-id", name])
+    }
+
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

@@ -10,6 +10,8 @@
 //! v1 ␀ ns ␀ <ns> ␀ content ␀ <digest>            → ContentRecord
 //! v1 ␀ ns ␀ <ns> ␀ leases ␀ <id>                 → LeaseRecord (its resources inside)
 //! v1 ␀ ns ␀ <ns> ␀ images ␀ <name>               → ImageRecord
+//! v1 ␀ snapshotters ␀ <name> ␀ <ns>/<key>        → SnapshotRecord (one tree per snapshotter)
+//! meta ␀ snapshot-id ␀ <name>                    → the snapshotter's id counter
 //! v1 ␀ ns ␀ <ns> ␀ <bucket> ␀ …                  → records of later services (images, containers, snapshots)
 //! ```
 //!
@@ -35,7 +37,7 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use keys::Key;
 pub use records::{
     ContentRecord, DescriptorRecord, ImageRecord, LeaseRecord, LeaseResource, NamespaceRecord,
-    Timestamp,
+    SnapshotRecord, Timestamp,
 };
 
 /// The metadata database.

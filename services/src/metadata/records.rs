@@ -108,3 +108,24 @@ pub struct ImageRecord {
     /// Last change.
     pub updated_at: Timestamp,
 }
+
+/// One snapshot as a snapshotter records it (keys are `<namespace>/<key>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// The snapshotter's id for its directory.
+    pub id: u64,
+    /// containerd's kind number: view 1, active 2, committed 3.
+    pub kind: i32,
+    /// The parent's key; empty for none.
+    pub parent: String,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// Creation (or commit) time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Bytes used (committed snapshots).
+    pub size: i64,
+    /// Inodes used (committed snapshots).
+    pub inodes: i64,
+}

@@ -111,9 +111,9 @@ fn ancestors(txn: &dyn MetaTxn, parent: &str) -> Result<Vec<u64>, Error> {
 impl Core {
     /// Opens (creating if needed) the snapshotter root `root`.
     pub fn new(root: &Path, store: Arc<dyn MetaStore>) -> Result<Core, Error> {
-        let text = root.to_str().ok_or_else(|| {
-            Error::invalid(format!("snapshotter root {root:?} is not UTF-8"))
-        })?;
+        let text = root
+            .to_str()
+            .ok_or_else(|| Error::invalid(format!("snapshotter root {root:?} is not UTF-8")))?;
         // These characters separate mount options and overlay layers.
         if !root.is_absolute() || text.contains([',', ':', '\\']) {
             return Err(Error::invalid(format!(
@@ -138,7 +138,9 @@ impl Core {
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn view<T>(&self, mut f: impl FnMut(&dyn MetaTxn) -> Result<T, Error>) -> Result<T, Error> {
@@ -170,11 +172,6 @@ impl Core {
     /// `<root>/snapshots/<id>/fs`: a snapshot's files.
     pub fn fs_path(&self, id: u64) -> PathBuf {
         self.snapshots_dir().join(id.to_string()).join("fs")
-    }
-
-    /// `<root>/snapshots/<id>/work`: overlayfs's work directory.
-    pub fn work_path(&self, id: u64) -> PathBuf {
-        self.snapshots_dir().join(id.to_string()).join("work")
     }
 
     pub fn stat(&self, key: &str) -> Result<Info, Error> {
@@ -307,7 +304,12 @@ impl Core {
         Ok(Chain { id, kind, parents })
     }
 
-    pub fn commit(&self, name: &str, key: &str, labels: HashMap<String, String>) -> Result<(), Error> {
+    pub fn commit(
+        &self,
+        name: &str,
+        key: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), Error> {
         check_key("name", name)?;
         check_key("key", key)?;
         let labels = clean_labels(labels)?;
@@ -406,7 +408,8 @@ impl Core {
             Ok(ids)
         })?;
         let dir = self.snapshots_dir();
-        let entries = fs::read_dir(&dir).map_err(|e| io_error(format!("read {}", dir.display()), e))?;
+        let entries =
+            fs::read_dir(&dir).map_err(|e| io_error(format!("read {}", dir.display()), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_error(format!("read {}", dir.display()), e))?;
             let name = entry.file_name();

@@ -43,10 +43,7 @@ pub trait MetaTxn {
     /// The record of `key`, if there is one.
     fn get(&self, key: &str) -> Result<Option<Record>, Error>;
     /// Calls `f` with every key and record, in key order; the first error stops the scan.
-    fn for_each(
-        &self,
-        f: &mut dyn FnMut(&str, &Record) -> Result<(), Error>,
-    ) -> Result<(), Error>;
+    fn for_each(&self, f: &mut dyn FnMut(&str, &Record) -> Result<(), Error>) -> Result<(), Error>;
     /// Stores `record` under `key`, replacing any record there.
     fn put(&mut self, key: &str, record: Record) -> Result<(), Error>;
     /// Deletes the record of `key`; deleting a missing key is not an error.
@@ -91,7 +88,9 @@ impl MemoryMetaStore {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // Writes are applied only after `f` succeeded, so a panic cannot leave them half done.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -121,10 +120,7 @@ impl MetaTxn for MemTxn<'_> {
         })
     }
 
-    fn for_each(
-        &self,
-        f: &mut dyn FnMut(&str, &Record) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+    fn for_each(&self, f: &mut dyn FnMut(&str, &Record) -> Result<(), Error>) -> Result<(), Error> {
         let mut merged: BTreeMap<&str, &Record> = self
             .base
             .records

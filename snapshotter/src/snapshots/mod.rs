@@ -60,10 +60,10 @@ mod fsutil;
 mod meta;
 mod native;
 mod overlay;
-#[cfg(any(test, feature = "testsuite"))]
-pub mod testsuite;
 #[cfg(test)]
 mod tests;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 
 use std::{collections::HashMap, fmt, time::SystemTime};
 
@@ -224,8 +224,7 @@ pub trait Snapshotter: Send + Sync {
     ) -> Result<Vec<Mount>, Error>;
 
     /// Commits the active snapshot `key` as `name` with `labels`; `key` ceases to exist.
-    fn commit(&self, name: &str, key: &str, labels: HashMap<String, String>)
-    -> Result<(), Error>;
+    fn commit(&self, name: &str, key: &str, labels: HashMap<String, String>) -> Result<(), Error>;
 
     /// Removes the snapshot `key` and its files. FailedPrecondition while it has children.
     fn remove(&self, key: &str) -> Result<(), Error>;
