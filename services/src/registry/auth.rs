@@ -53,9 +53,11 @@ impl Credentials {
     /// The `Authorization: Basic …` header value.
     pub fn basic_header(&self) -> HeaderValue {
         let raw = format!("{}:{}", self.username, self.password);
-        let mut value =
-            HeaderValue::try_from(format!("Basic {}", base64::prelude::BASE64_STANDARD.encode(raw)))
-                .expect("base64 is a valid header value");
+        let mut value = HeaderValue::try_from(format!(
+            "Basic {}",
+            base64::prelude::BASE64_STANDARD.encode(raw)
+        ))
+        .expect("base64 is a valid header value");
         value.set_sensitive(true);
         value
     }
@@ -495,7 +497,9 @@ async fn fetch_token(
     })?;
     let status = resp.status();
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-        return Err(unauthorized(host, creds.is_some()).context(format!("token request to {realm}")));
+        return Err(
+            unauthorized(host, creds.is_some()).context(format!("token request to {realm}"))
+        );
     }
     if !status.is_success() {
         let kind = if status.is_server_error() {
@@ -639,13 +643,23 @@ mod tests {
         let mut k = Keychain::new();
         k.insert("reg:1", Credentials::new("a", "b"));
         let auth = Authorizer::new(k);
-        assert!(auth.header("reg:1", "reg:1", "s").is_none(), "nothing before a challenge");
+        assert!(
+            auth.header("reg:1", "reg:1", "s").is_none(),
+            "nothing before a challenge"
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         let http = reqwest::Client::new();
-        rt.block_on(auth.handle_challenge(&http, "reg:1", "reg:1", "s", Some("Basic realm=x"), false))
-            .unwrap();
+        rt.block_on(auth.handle_challenge(
+            &http,
+            "reg:1",
+            "reg:1",
+            "s",
+            Some("Basic realm=x"),
+            false,
+        ))
+        .unwrap();
         assert!(auth.header("reg:1", "reg:1", "s").is_some());
         let err = rt
             .block_on(auth.handle_challenge(

@@ -197,12 +197,29 @@ type TlsKey = (bool, Vec<PathBuf>, Option<(PathBuf, Option<PathBuf>)>);
 
 /// Where a request goes and under which authorization scope.
 pub(super) struct Target<'a> {
-    /// The registry as named in the reference (the keychain key).
-    pub(super) registry: &'a str,
+    /// The name credentials are looked up by: the registry for its own server, the
+    /// endpoint's host for a mirror (a mirror never gets the registry's credentials).
+    pub(super) creds_key: &'a str,
     /// The endpoint.
     pub(super) host: &'a RegistryHost,
     /// Space-separated token scopes, e.g. `repository:a/b:pull`.
     pub(super) scope: String,
+}
+
+impl<'a> Target<'a> {
+    /// A request for `reference`'s registry at `host` under `scope`.
+    pub(super) fn new(reference: &'a Reference, host: &'a RegistryHost, scope: String) -> Self {
+        let creds_key = if host.mirror {
+            host.host.as_str()
+        } else {
+            reference.registry.as_str()
+        };
+        Target {
+            creds_key,
+            host,
+            scope,
+        }
+    }
 }
 
 /// Whether to retry a request after a transient failure.
@@ -269,8 +286,7 @@ impl RegistryClient {
         let mut url = Url::parse(&raw)
             .map_err(|e| Error::invalid(format!("cannot form a URL from {raw:?}: {e}")))?;
         if host.mirror {
-            url.query_pairs_mut()
-                .append_pair("ns", &reference.registry);
+            url.query_pairs_mut().append_pair("ns", &reference.registry);
         }
         Ok(url)
     }
@@ -347,7 +363,9 @@ impl RegistryClient {
                 HeaderName::try_from(name.as_str()),
                 HeaderValue::try_from(value.as_str()),
             ) else {
-                return Err(Error::invalid(format!("invalid configured header {name:?}")));
+                return Err(Error::invalid(format!(
+                    "invalid configured header {name:?}"
+                )));
             };
             request.headers_mut().append(name, value);
         }
@@ -362,7 +380,7 @@ impl RegistryClient {
                 .try_clone()
                 .ok_or_else(|| Error::internal("request body cannot be replayed"))?;
             let authz = auth
-                .authorize(&http, target.registry, &target.host.host, &target.scope)
+                .authorize(&http, target.creds_key, &target.host.host, &target.scope)
                 .await?;
             let sent_basic = authz
                 .as_ref()
@@ -396,9 +414,10 @@ impl RegistryClient {
                 }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     if challenged {
-                        let had = auth.credentials(target.registry).is_some();
-                        return Err(unauthorized(&target.host.host, had)
-                            .context(format!("{method} {url}")));
+                        let had = auth.credentials(target.creds_key).is_some();
+                        return Err(
+                            unauthorized(&target.host.host, had).context(format!("{method} {url}"))
+                        );
                     }
                     challenged = true;
                     attempt -= 1;
@@ -412,7 +431,7 @@ impl RegistryClient {
                     let challenge = (!challenge.is_empty()).then(|| challenge.join(", "));
                     auth.handle_challenge(
                         &http,
-                        target.registry,
+                        target.creds_key,
                         &target.host.host,
                         &target.scope,
                         challenge.as_deref(),
@@ -515,9 +534,7 @@ pub(super) async fn status_error(resp: reqwest::Response, what: &str) -> Error {
         StatusCode::RANGE_NOT_SATISFIABLE => Kind::OutOfRange,
         StatusCode::PAYLOAD_TOO_LARGE => Kind::ResourceExhausted,
         StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => Kind::NotImplemented,
-        StatusCode::BAD_REQUEST if has("DIGEST_INVALID") || has("SIZE_INVALID") => {
-            Kind::DataLoss
-        }
+        StatusCode::BAD_REQUEST if has("DIGEST_INVALID") || has("SIZE_INVALID") => Kind::DataLoss,
         StatusCode::BAD_REQUEST if has("MANIFEST_BLOB_UNKNOWN") || has("BLOB_UNKNOWN") => {
             Kind::FailedPrecondition
         }

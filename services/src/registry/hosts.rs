@@ -365,7 +365,11 @@ mod tests {
         assert_eq!(hosts[0].base_url(), "https://registry-1.docker.io/v2");
         assert_eq!(hosts[0].capabilities, Capabilities::ALL);
         let hosts = cfg.hosts("localhost:5000", false).unwrap();
-        assert_eq!(hosts[0].base_url(), "https://localhost:5000/v2", "no implicit http");
+        assert_eq!(
+            hosts[0].base_url(),
+            "https://localhost:5000/v2",
+            "no implicit http"
+        );
     }
 
     #[test]
@@ -461,7 +465,10 @@ mod tests {
         assert!(!hosts[0].capabilities.push);
         assert!(hosts[0].skip_verify);
         assert_eq!(hosts[0].ca, [PathBuf::from("/etc/berth/certs.d/x/ca.pem")]);
-        assert_eq!(hosts[0].client_cert, Some((PathBuf::from("/abs/both.pem"), None)));
+        assert_eq!(
+            hosts[0].client_cert,
+            Some((PathBuf::from("/abs/both.pem"), None))
+        );
         // Without `server` the upstream is the registry itself, with the default scheme.
         let hosts = parse_hosts_toml("myreg:1", "", Path::new("/"), "http").unwrap();
         assert_eq!(hosts[0].base_url(), "http://myreg:1/v2");

@@ -209,15 +209,20 @@ struct Probe {
 /// that is not a manifest is InvalidArgument.
 pub fn detect_media_type(content_type: Option<&str>, body: &[u8]) -> Result<String, Error> {
     let ct = content_type
-        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     if is_schema1(&ct) {
         return Err(Error::new(Kind::NotImplemented, SCHEMA1_UNSUPPORTED));
     }
     let probe: Probe = serde_json::from_slice(body)
         .map_err(|e| Error::invalid(format!("manifest is not valid JSON: {e}")))?;
-    if probe.schema_version == Some(1) || probe.signatures.is_some() || probe.fs_layers.is_some()
-    {
+    if probe.schema_version == Some(1) || probe.signatures.is_some() || probe.fs_layers.is_some() {
         return Err(Error::new(Kind::NotImplemented, SCHEMA1_UNSUPPORTED));
     }
     if is_index(&ct) || is_manifest(&ct) {
@@ -379,8 +384,8 @@ mod tests {
 
     #[test]
     fn parses_oci_manifests() {
-        let ManifestDocument::Manifest(m) = parse(mt::OCI_MANIFEST, OCI_MANIFEST_JSON.as_bytes())
-            .unwrap()
+        let ManifestDocument::Manifest(m) =
+            parse(mt::OCI_MANIFEST, OCI_MANIFEST_JSON.as_bytes()).unwrap()
         else {
             panic!("not a manifest")
         };
@@ -423,8 +428,7 @@ mod tests {
 
     #[test]
     fn parses_oci_indexes_without_media_type() {
-        let ManifestDocument::Index(idx) = parse(mt::OCI_INDEX, OCI_INDEX_JSON.as_bytes())
-            .unwrap()
+        let ManifestDocument::Index(idx) = parse(mt::OCI_INDEX, OCI_INDEX_JSON.as_bytes()).unwrap()
         else {
             panic!("not an index")
         };
@@ -485,7 +489,9 @@ mod tests {
         assert_eq!(err.kind, Kind::NotImplemented);
         let no_config = r#"{"schemaVersion":2,"layers":[]}"#;
         assert_eq!(
-            parse(mt::OCI_MANIFEST, no_config.as_bytes()).unwrap_err().kind,
+            parse(mt::OCI_MANIFEST, no_config.as_bytes())
+                .unwrap_err()
+                .kind,
             Kind::InvalidArgument
         );
     }

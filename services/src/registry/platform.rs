@@ -63,7 +63,11 @@ impl Platform {
     /// Parses `os[/arch[/variant]]` or a bare architecture (`arm64` means the host OS on
     /// arm64), normalised; errors are InvalidArgument.
     pub fn parse(s: &str) -> Result<Platform, Error> {
-        let bad = || Error::invalid(format!("invalid platform {s:?}: expected os/arch[/variant]"));
+        let bad = || {
+            Error::invalid(format!(
+                "invalid platform {s:?}: expected os/arch[/variant]"
+            ))
+        };
         let parts: Vec<&str> = s.split('/').collect();
         let valid = |p: &str| {
             !p.is_empty()
@@ -97,7 +101,11 @@ impl Platform {
         let (arch, variant) = match arch.as_str() {
             "i386" | "386" => ("386".to_string(), String::new()),
             "x86_64" | "x86-64" | "amd64" => {
-                let v = if variant == "v1" { String::new() } else { variant };
+                let v = if variant == "v1" {
+                    String::new()
+                } else {
+                    variant
+                };
                 ("amd64".to_string(), v)
             }
             "aarch64" | "arm64" => {
@@ -305,13 +313,17 @@ mod tests {
 
     #[test]
     fn compatibility_order_follows_containerd() {
-        let names = |s: &str| -> Vec<String> {
-            p(s).compatible().iter().map(|p| p.to_string()).collect()
-        };
+        let names =
+            |s: &str| -> Vec<String> { p(s).compatible().iter().map(|p| p.to_string()).collect() };
         assert_eq!(names("linux/amd64"), ["linux/amd64", "linux/386"]);
         assert_eq!(
             names("linux/amd64/v3"),
-            ["linux/amd64/v3", "linux/amd64/v2", "linux/amd64", "linux/386"]
+            [
+                "linux/amd64/v3",
+                "linux/amd64/v2",
+                "linux/amd64",
+                "linux/386"
+            ]
         );
         assert_eq!(
             names("linux/arm/v7"),
@@ -341,7 +353,11 @@ mod tests {
             entry(7, Some("unknown/unknown")),
         ]);
         let size = |s: &str| select(&idx, &p(s)).map(|d| d.size);
-        assert_eq!(size("linux/amd64"), Some(3), "first exact match in index order");
+        assert_eq!(
+            size("linux/amd64"),
+            Some(3),
+            "first exact match in index order"
+        );
         assert_eq!(size("linux/arm64"), Some(2));
         assert_eq!(size("linux/aarch64/v8"), Some(2));
         assert_eq!(size("linux/arm/v7"), Some(6));
@@ -351,9 +367,15 @@ mod tests {
         assert_eq!(size("windows/amd64"), None);
 
         let only_386 = index(vec![entry(1, Some("linux/386"))]);
-        assert_eq!(select(&only_386, &p("linux/amd64")).map(|d| d.size), Some(1));
+        assert_eq!(
+            select(&only_386, &p("linux/amd64")).map(|d| d.size),
+            Some(1)
+        );
         let arm_only = index(vec![entry(1, Some("linux/arm/v7"))]);
-        assert_eq!(select(&arm_only, &p("linux/arm64")).map(|d| d.size), Some(1));
+        assert_eq!(
+            select(&arm_only, &p("linux/arm64")).map(|d| d.size),
+            Some(1)
+        );
         assert!(select(&arm_only, &p("linux/arm/v6")).is_none());
     }
 

@@ -145,11 +145,7 @@ impl RegistryClient {
             &reference.repository,
             &format!("manifests/{}", reference.object()),
         )?;
-        let target = Target {
-            registry: &reference.registry,
-            host,
-            scope: scope_pull(&reference.repository),
-        };
+        let target = Target::new(reference, host, scope_pull(&reference.repository));
         let http = self.http_for(host)?;
         let head = http
             .request(Method::HEAD, url.clone())
@@ -165,7 +161,10 @@ impl RegistryClient {
                 if let Some(ct) = &ct
                     && manifest::is_schema1(ct)
                 {
-                    return Err(Error::new(Kind::NotImplemented, manifest::SCHEMA1_UNSUPPORTED));
+                    return Err(Error::new(
+                        Kind::NotImplemented,
+                        manifest::SCHEMA1_UNSUPPORTED,
+                    ));
                 }
                 let digest = header(headers, DOCKER_CONTENT_DIGEST)
                     .and_then(|d| Digest::parse(d.trim()).ok());
@@ -196,7 +195,12 @@ impl RegistryClient {
             _ => return Err(status_error(resp, &what).await),
         }
         let (media_type, digest, body) = self
-            .get_manifest(reference, host, &reference.object(), reference.digest.as_ref())
+            .get_manifest(
+                reference,
+                host,
+                &reference.object(),
+                reference.digest.as_ref(),
+            )
             .await?;
         Ok(Descriptor {
             media_type,
@@ -223,11 +227,7 @@ impl RegistryClient {
             &reference.repository,
             &format!("manifests/{object}"),
         )?;
-        let target = Target {
-            registry: &reference.registry,
-            host,
-            scope: scope_pull(&reference.repository),
-        };
+        let target = Target::new(reference, host, scope_pull(&reference.repository));
         let req = self
             .http_for(host)?
             .get(url)
@@ -339,11 +339,7 @@ impl RegistryClient {
             &reference.repository,
             &format!("blobs/{digest}"),
         )?;
-        let target = Target {
-            registry: &reference.registry,
-            host,
-            scope: scope_pull(&reference.repository),
-        };
+        let target = Target::new(reference, host, scope_pull(&reference.repository));
         let mut req = self.http_for(host)?.get(url);
         if offset > 0 {
             req = req.header(RANGE, format!("bytes={offset}-"));
@@ -366,8 +362,7 @@ impl RegistryClient {
                         format!("{what}: asked for bytes from {offset}, got them from {start}"),
                     ));
                 }
-                let total =
-                    total.or_else(|| content_length(resp.headers()).map(|n| n + offset));
+                let total = total.or_else(|| content_length(resp.headers()).map(|n| n + offset));
                 (total, 0)
             }
             s if s.is_success() => (content_length(resp.headers()), offset),
@@ -423,11 +418,7 @@ impl RegistryClient {
         } else {
             scope_pull(repository)
         };
-        let target = Target {
-            registry: &reference.registry,
-            host,
-            scope,
-        };
+        let target = Target::new(reference, host, scope);
         let req = self
             .http_for(host)?
             .head(url)
@@ -524,8 +515,7 @@ fn body_stream(
                         Kind::Unavailable,
                         format!(
                             "{}: connection lost after {} bytes: {e}",
-                            st.what,
-                            st.yielded
+                            st.what, st.yielded
                         ),
                     );
                     return Some((Err(e), st));

@@ -42,6 +42,8 @@ const CHUNK_MIN_LENGTH: &str = "oci-chunk-min-length";
 
 /// An open upload session.
 struct Upload<'a> {
+    reference: &'a Reference,
+    repository: String,
     target: Target<'a>,
     location: Url,
     what: String,
@@ -86,11 +88,7 @@ impl RegistryClient {
                 .append_pair("mount", &digest.to_string())
                 .append_pair("from", from);
         }
-        let target = Target {
-            registry: &reference.registry,
-            host,
-            scope,
-        };
+        let target = Target::new(reference, host, scope);
         let req = self
             .http_for(host)?
             .post(start)
@@ -115,6 +113,8 @@ impl RegistryClient {
             .unwrap_or(0);
         let chunk_size = self.shared.chunk_size.max(min_chunk);
         let mut upload = Upload {
+            reference,
+            repository: repo.clone(),
             target,
             location,
             what,
@@ -320,6 +320,18 @@ impl RegistryClient {
             .build()
             .map_err(|e| Error::internal(e.to_string()))?;
         let resp = self.send(&upload.target, req, Retry::Transient).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            // A retried PUT whose first try committed finds its session gone: the blob is
+            // there if the registry says so.
+            let err = status_error(resp, &format!("committing {}", upload.what)).await;
+            let repo = upload.repository.clone();
+            let there = self
+                .blob_exists_at(upload.reference, host, &repo, digest, true)
+                .await
+                .ok()
+                .flatten();
+            return if there.is_some() { Ok(()) } else { Err(err) };
+        }
         if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
             return Err(status_error(resp, &format!("committing {}", upload.what)).await);
         }
@@ -373,11 +385,11 @@ impl RegistryClient {
             &reference.repository,
             &format!("manifests/{object}"),
         )?;
-        let target = Target {
-            registry: &reference.registry,
+        let target = Target::new(
+            reference,
             host,
-            scope: format!("repository:{}:pull,push", reference.repository),
-        };
+            format!("repository:{}:pull,push", reference.repository),
+        );
         let req = self
             .http_for(host)?
             .put(url)

@@ -344,7 +344,10 @@ mod tests {
         assert_eq!(full("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(full("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(full("user/img"), "docker.io/user/img:latest");
-        assert_eq!(full("docker.io/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            full("docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(
             full("index.docker.io/library/busybox"),
             "docker.io/library/busybox:latest"
@@ -364,7 +367,10 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("1"));
         assert_eq!(r.host(), "localhost:5000");
         assert_eq!(full("localhost/x"), "localhost/x:latest");
-        assert_eq!(full("127.0.0.1:5000/lab/busybox:1"), "127.0.0.1:5000/lab/busybox:1");
+        assert_eq!(
+            full("127.0.0.1:5000/lab/busybox:1"),
+            "127.0.0.1:5000/lab/busybox:1"
+        );
         assert_eq!(full("[::1]:5000/x"), "[::1]:5000/x:latest");
         assert_eq!(full("[fe80::1]/x"), "[fe80::1]/x:latest");
         assert_eq!(full("Foo/bar"), "Foo/bar:latest");

@@ -4,7 +4,7 @@
 //!
 //! mount(2) copies at most one page of option data and silently cuts it at 4095 bytes plus
 //! the terminating NUL. An image with 128 layers under the root
-//! `/var/lib/berth/io.containerd.snapshotter.v1.overlayfs` needs about 73 bytes per lower
+//! `/var/lib/berth/io.containerd.snapshotter.v1.overlayfs` needs about 72 bytes per lower
 //! layer (`…/snapshots/1234/fs:`), some 9.2 KB in all. Cut short, the list ends in a partial
 //! path: the mount fails (ENOENT, measured here), or — when the partial path happens to name
 //! another snapshot's directory — succeeds with the wrong layers.

@@ -46,10 +46,6 @@ fn overlay_mount_shapes() {
         )
     );
     assert_eq!(
-        opts(&overlay_mounts(s, &chain(Kind::View, 3, &[2, 1]), true).clone()[..1]).1,
-        "overlay"
-    );
-    assert_eq!(
         opts(&overlay_mounts(s, &chain(Kind::View, 3, &[2]), false)),
         (
             "bind".into(),

@@ -31,6 +31,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use berth_proto::errdefs::{Error, Kind as ErrorKind};
+
 use super::Snapshotter;
 use crate::mount::{Mount, Mounter};
 
@@ -87,6 +89,14 @@ pub struct Ctx {
     pub scratch: Scratch,
     /// The snapshotter under test and its mounter.
     pub fixture: Fixture,
+}
+
+/// The error class of a call that must fail; panics if it succeeded.
+pub fn kind_of<T: std::fmt::Debug>(result: Result<T, Error>) -> ErrorKind {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.kind,
+    }
 }
 
 /// Labels as containerd's suite sets them on everything, so a GC would keep it.

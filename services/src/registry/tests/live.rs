@@ -33,7 +33,13 @@ async fn push_image(
     .into_bytes();
     for blob in [&layer, &config] {
         client
-            .push_blob(r, &digest(blob), blob.len() as u64, stream_of(blob, 4096), None)
+            .push_blob(
+                r,
+                &digest(blob),
+                blob.len() as u64,
+                stream_of(blob, 4096),
+                None,
+            )
             .await
             .unwrap();
     }
@@ -211,7 +217,7 @@ async fn chunked_push_and_resumed_fetch_of_a_large_blob() {
         .await
         .unwrap();
     assert_eq!(
-        reg.count(&["PATCH", "status=202"]),
+        reg.wait_count(&["PATCH", "status=202"], 3).await,
         3,
         "40 MiB in 16 MiB chunks:\n{}",
         reg.log()
@@ -267,7 +273,7 @@ async fn mounts_blobs_across_repositories() {
         .await
         .unwrap();
     assert_eq!(
-        reg.count(&["POST", "mount=", "status=201"]),
+        reg.wait_count(&["POST", "mount=", "status=201"], 1).await,
         1,
         "{}",
         reg.log()
@@ -427,9 +433,14 @@ async fn interoperates_with_skopeo() {
     assert_eq!(m.config.media_type, mt::DOCKER_CONFIG);
     // Converting to schema 2 made skopeo gzip our uncompressed layer.
     assert_eq!(m.layers[0].media_type, mt::DOCKER_LAYER_GZIP);
-    let got = collect(client.fetch_blob(&dst, &m.layers[0].digest, 0).await.unwrap())
-        .await
-        .unwrap();
+    let got = collect(
+        client
+            .fetch_blob(&dst, &m.layers[0].digest, 0)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(digest(&got), m.layers[0].digest);
     assert!(got.starts_with(&[0x1f, 0x8b]), "a gzip stream");
     assert!(got.len() > layer.len() / 2);

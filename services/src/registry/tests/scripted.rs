@@ -85,7 +85,9 @@ async fn bearer_tokens_are_fetched_once_and_reused() {
             token_req.uri
         );
         assert!(
-            token_req.uri.contains("scope=repository%3Alab%2Fimg%3Apull"),
+            token_req
+                .uri
+                .contains("scope=repository%3Alab%2Fimg%3Apull"),
             "{}",
             token_req.uri
         );
@@ -173,7 +175,9 @@ async fn retries_transient_failures_only() {
     let client = client_for(&fake.addr, None);
     let run = async |repo: &str| {
         calls.store(0, Ordering::SeqCst);
-        let res = client.resolve(&reference(&fake, &format!("{repo}:v1"))).await;
+        let res = client
+            .resolve(&reference(&fake, &format!("{repo}:v1")))
+            .await;
         (res, calls.load(Ordering::SeqCst))
     };
     let (res, n) = run("flaky").await;
@@ -190,7 +194,10 @@ async fn retries_transient_failures_only() {
     let err = res.unwrap_err();
     assert_eq!(err.kind, Kind::InvalidArgument, "{err}");
     assert!(err.message.contains("NAME_INVALID"), "{err}");
-    assert_eq!(n, 2, "HEAD, then GET for the error body; 4xx is not retried");
+    assert_eq!(
+        n, 2,
+        "HEAD, then GET for the error body; 4xx is not retried"
+    );
     let (res, n) = run("missing").await;
     assert_eq!(res.unwrap_err().kind, Kind::NotFound);
     assert_eq!(n, 1);
@@ -337,7 +344,12 @@ async fn blob_redirects_and_servers_ignoring_range() {
         let tail = collect(s).await.unwrap();
         assert!(tail[..] == blob[70_001..], "{repo}: tail differs");
     }
-    assert!(storage.seen().iter().any(|s| s.header("range") == "bytes=70001-"));
+    assert!(
+        storage
+            .seen()
+            .iter()
+            .any(|s| s.header("range") == "bytes=70001-")
+    );
 }
 
 /// A fake upload endpoint that fails the second PATCH once (after storing nothing), so the
@@ -397,7 +409,11 @@ async fn chunk_uploads_recover_from_a_failed_patch() {
         .await
         .unwrap();
     assert_eq!(&stored.lock().unwrap()[..], &blob[..]);
-    assert_eq!(patches.load(Ordering::SeqCst), 4, "3 chunks, one sent twice");
+    assert_eq!(
+        patches.load(Ordering::SeqCst),
+        4,
+        "3 chunks, one sent twice"
+    );
     assert_eq!(fake.count("GET", "/upload/1"), 1, "progress read once");
 }
 
@@ -436,7 +452,11 @@ async fn mirrors_are_tried_first_for_pulls() {
     assert_eq!(d.digest, digest(MANIFEST.as_bytes()));
     assert_eq!(mirror.count("HEAD", "/v2/lab/img/manifests/v1"), 1);
     assert_eq!(client.blob_exists(&r, &d.digest).await.unwrap(), None);
-    assert_eq!(mirror.count("HEAD", "/v2/lab/img/blobs/"), 0, "not a push host");
+    assert_eq!(
+        mirror.count("HEAD", "/v2/lab/img/blobs/"),
+        0,
+        "not a push host"
+    );
     let err = client.resolve(&reference(&upstream, "lab/none:v1")).await;
     assert_eq!(err.unwrap_err().kind, Kind::NotFound);
 }
@@ -467,5 +487,8 @@ async fn basic_credentials_follow_the_challenge() {
         .iter()
         .filter(|s| s.header("authorization").is_empty())
         .count();
-    assert_eq!(unauthenticated, 1, "after the first challenge, sent up front");
+    assert_eq!(
+        unauthenticated, 1,
+        "after the first challenge, sent up front"
+    );
 }

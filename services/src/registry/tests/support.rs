@@ -187,6 +187,19 @@ impl LocalRegistry {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Like [`LocalRegistry::count`], but waits up to 5 s for the count to reach `want`
+    /// (the registry logs a request just after answering it).
+    pub async fn wait_count(&self, needles: &[&str], want: usize) -> usize {
+        for _ in 0..50 {
+            let n = self.count(needles);
+            if n >= want {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.count(needles)
+    }
+
     /// Completed requests whose log line contains every one of `needles`.
     pub fn count(&self, needles: &[&str]) -> usize {
         self.log()

@@ -9,7 +9,7 @@ use std::{
 
 use berth_proto::errdefs::{Error, Kind as ErrorKind};
 
-use super::{Ctx, Op, fstest, gc_root};
+use super::{Ctx, Op, fstest, gc_root, kind_of};
 use crate::snapshots::{Info, Kind, Usage};
 
 fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -17,13 +17,6 @@ fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-fn kind_of<T: std::fmt::Debug>(result: Result<T, Error>) -> ErrorKind {
-    match result {
-        Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => e.kind,
-    }
 }
 
 /// c1 ← c2 committed, a1 active on c2, a2 active alone, v1 view of c2, v2 view of nothing.

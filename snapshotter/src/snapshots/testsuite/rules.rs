@@ -5,15 +5,8 @@ use std::{fs, path::Path};
 
 use berth_proto::errdefs::{Error, Kind as ErrorKind};
 
-use super::{Ctx, Op, gc_root};
+use super::{Ctx, Op, gc_root, kind_of};
 use crate::snapshots::{Info, Kind};
-
-fn kind_of<T: std::fmt::Debug>(result: Result<T, Error>) -> ErrorKind {
-    match result {
-        Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => e.kind,
-    }
-}
 
 /// Every misuse gets containerd's error class.
 pub fn error_kinds(ctx: &Ctx) {
