@@ -18,7 +18,6 @@ use berth_proto::{
 
 use crate::{
     gc::{self, scheduler::Scheduler},
-    identifiers,
     metadata::{Key, LeaseRecord, LeaseResource, Store, Timestamp, Update},
     namespaces,
 };
@@ -111,10 +110,14 @@ impl Leases {
         id: &str,
         labels: HashMap<String, String>,
     ) -> Result<LeaseRecord, Error> {
+        // containerd accepts any non-empty id (its Go client makes ids like `123-Ab_-`); only
+        // NUL is refused here, because it separates metadata key parts.
         if id.is_empty() {
-            return Err(Error::invalid("lease id must not be empty"));
+            return Err(Error::invalid("lease id must be provided"));
         }
-        identifiers::validate(id).map_err(|e| e.context("lease id"))?;
+        if id.contains('\0') {
+            return Err(Error::invalid(format!("lease id {id:?} contains NUL")));
+        }
         labels::validate_all(&labels)?;
         let record = LeaseRecord {
             created_at: Timestamp::now(),

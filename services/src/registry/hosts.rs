@@ -283,9 +283,7 @@ fn endpoint(
         None => name.to_string(),
     };
     let prefix = url.path().trim_end_matches('/');
-    let path = if entry.override_path.unwrap_or(false) {
-        prefix.to_string()
-    } else if prefix.ends_with("/v2") {
+    let path = if entry.override_path.unwrap_or(false) || prefix.ends_with("/v2") {
         prefix.to_string()
     } else {
         format!("{prefix}/v2")

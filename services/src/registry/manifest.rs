@@ -180,9 +180,9 @@ pub struct Index {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestDocument {
     /// A multi-platform index or manifest list.
-    Index(Index),
+    Index(Box<Index>),
     /// A single-image manifest.
-    Manifest(Manifest),
+    Manifest(Box<Manifest>),
 }
 
 /// The shape of a manifest body, enough to tell its kind when the server's Content-Type does
@@ -273,11 +273,11 @@ pub fn parse(media_type: &str, body: &[u8]) -> Result<ManifestDocument, Error> {
     let invalid = |e: serde_json::Error| Error::invalid(format!("invalid {media_type}: {e}"));
     if is_index(media_type) {
         serde_json::from_slice(body)
-            .map(ManifestDocument::Index)
+            .map(|i| ManifestDocument::Index(Box::new(i)))
             .map_err(invalid)
     } else if is_manifest(media_type) {
         serde_json::from_slice(body)
-            .map(ManifestDocument::Manifest)
+            .map(|m| ManifestDocument::Manifest(Box::new(m)))
             .map_err(invalid)
     } else {
         Err(Error::new(

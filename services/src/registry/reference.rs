@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn rejects_bad_references() {
         let too_long_tag = format!("x:{}", "t".repeat(129));
-        let too_long_name = format!("{}", "a".repeat(256));
+        let too_long_name = "a".repeat(256);
         let hex64 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         for bad in [
             "",

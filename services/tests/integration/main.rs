@@ -7,6 +7,7 @@ mod crash;
 mod ctr;
 mod daemon;
 mod images;
+mod images_ctr;
 mod leases;
 mod lifecycle;
 mod namespaces;

@@ -68,6 +68,21 @@ impl Registry {
         })
     }
 
+    /// Writes the OCI layout image `tag` as a `docker save` tarball at `out`, named `name`.
+    pub fn docker_archive(layout: &Path, tag: &str, out: &Path, name: &str) {
+        let out = Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker-archive:{}:{name}", out.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Pushes the OCI layout at `layout` (tag `tag`) to `repo:tag` with skopeo.
     pub fn push_layout(&self, layout: &Path, tag: &str, repo: &str) {
         let out = Command::new("skopeo")
@@ -167,13 +182,9 @@ pub fn layer(entries: &[Entry<'_>]) -> (Blob, Blob) {
     (blob(tar), blob(gz.finish().unwrap()))
 }
 
-/// Writes an OCI image layout with one image (`tag`) made of `layers` for `platform`
-/// (`linux/amd64` form) into `dir`; returns the manifest digest.
-pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry<'_>>], platform: &str) -> String {
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
+/// One platform's image: its manifest descriptor JSON.
+fn write_image(blobs: &Path, layers: &[Vec<Entry<'_>>], os: &str, arch: &str) -> serde_json::Value {
     let save = |b: &Blob| std::fs::write(blobs.join(&b.digest[7..]), &b.bytes).unwrap();
-    let (os, arch) = platform.split_once('/').unwrap();
     let mut diff_ids = Vec::new();
     let mut layer_descs = Vec::new();
     for entries in layers {
@@ -204,20 +215,69 @@ pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry<'_>>], platform: 
         .unwrap(),
     );
     save(&manifest);
+    serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest.digest, "size": manifest.bytes.len(),
+        "platform": {"os": os, "architecture": arch},
+    })
+}
+
+/// Writes an OCI image layout with one image (`tag`) made of `layers` for `platform`
+/// (`linux/amd64` form) into `dir`; returns the manifest digest.
+pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry<'_>>], platform: &str) -> String {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let (os, arch) = platform.split_once('/').unwrap();
+    let mut desc = write_image(&blobs, layers, os, arch);
+    let digest = desc["digest"].as_str().unwrap().to_string();
+    desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": tag});
+    write_index_file(dir, vec![desc]);
+    digest
+}
+
+/// Writes a layout whose tag `tag` is an OCI index with one image per platform (each
+/// platform's image gets a file `/platform` naming it); returns the index digest.
+pub fn write_multi_platform_layout(dir: &Path, tag: &str, platforms: &[&str]) -> String {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let manifests: Vec<serde_json::Value> = platforms
+        .iter()
+        .map(|p| {
+            let (os, arch) = p.split_once('/').unwrap();
+            write_image(
+                &blobs,
+                &[vec![Entry::File("platform", p.as_bytes())]],
+                os,
+                arch,
+            )
+        })
+        .collect();
+    let index = blob(
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        }))
+        .unwrap(),
+    );
+    std::fs::write(blobs.join(&index.digest[7..]), &index.bytes).unwrap();
+    write_index_file(
+        dir,
+        vec![serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index.digest, "size": index.bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        })],
+    );
+    index.digest
+}
+
+fn write_index_file(dir: &Path, manifests: Vec<serde_json::Value>) {
     let mut index: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     index.insert("schemaVersion".into(), 2.into());
-    index.insert(
-        "manifests".into(),
-        serde_json::json!([{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest.digest, "size": manifest.bytes.len(),
-            "annotations": {"org.opencontainers.image.ref.name": tag},
-            "platform": {"os": os, "architecture": arch},
-        }]),
-    );
+    index.insert("manifests".into(), serde_json::Value::Array(manifests));
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    manifest.digest
 }
 
 /// A fresh temp dir for a layout.

@@ -21,7 +21,7 @@ use std::{
 use berth_proto::errdefs::{Error, io_error};
 
 use super::{
-    Applied, OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+    Applied, OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, Xattrs,
     entry::RelPath,
     is_overlay_xattr,
     tarwriter::{TarEntry, TarKind, TarWriter},
@@ -294,7 +294,7 @@ fn sorted_names(dir: &Path) -> Result<Vec<OsString>, Error> {
 }
 
 /// All xattrs of `path` (not following symlinks), sorted by name.
-fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+fn read_xattrs(path: &Path) -> Result<Xattrs, Error> {
     let names = match xattr::list(path) {
         Ok(names) => names,
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),

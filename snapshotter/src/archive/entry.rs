@@ -6,7 +6,7 @@ use berth_proto::errdefs::Error;
 use rustix::fs::Timespec;
 use tar::EntryType;
 
-use super::{is_overlay_xattr, stream::stream_error};
+use super::{Xattrs, is_overlay_xattr, stream::stream_error};
 
 /// A path inside the root, cleaned: no empty, `.` or `..` components, no leading or trailing
 /// `/`. The empty path is the root itself.
@@ -121,7 +121,7 @@ pub(super) struct Meta {
     pub(super) gid: u32,
     pub(super) mtime: Timespec,
     /// `SCHILY.xattr.*` records, minus overlayfs' own namespaces.
-    pub(super) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) xattrs: Xattrs,
 }
 
 /// One entry of the layer, ready to apply.

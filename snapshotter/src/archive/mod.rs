@@ -81,6 +81,9 @@ pub struct Applied {
     pub size: u64,
 }
 
+/// Extended attributes as (name, value) pairs.
+type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Prefix of whiteout file names.
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 /// Prefix of whiteout metadata names (AUFS); only [`WHITEOUT_OPAQUE`] has a meaning.

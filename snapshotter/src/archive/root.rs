@@ -17,7 +17,7 @@ use rustix::{
     io::Errno,
 };
 
-use super::entry::RelPath;
+use super::{Xattrs, entry::RelPath};
 
 /// How tar paths resolve: symlinks (and `..`) stay inside the root; no `/proc` magic links.
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
@@ -172,7 +172,7 @@ pub(super) enum XattrTarget<'a> {
 /// Sets `xattrs` on `target`; a filesystem without xattr support only logs a warning.
 pub(super) fn set_xattrs(
     target: XattrTarget<'_>,
-    xattrs: &[(Vec<u8>, Vec<u8>)],
+    xattrs: &Xattrs,
     shown: &RelPath,
 ) -> Result<(), Error> {
     for (name, value) in xattrs {

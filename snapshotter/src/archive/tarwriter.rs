@@ -8,7 +8,10 @@ use std::{
 use berth_proto::errdefs::{Error, Kind, io_error};
 use tar::{EntryType, Header};
 
-use super::{Applied, stream::HashingWriter};
+use super::{Applied, Xattrs, stream::HashingWriter};
+
+/// A PAX record: key and value.
+type PaxRecord<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
 /// Largest value of an 8-byte octal field (uid, gid, device numbers).
 const MAX_OCTAL_8: u64 = 0o7_777_777;
@@ -46,7 +49,7 @@ pub(super) struct TarEntry {
     pub(super) link: Vec<u8>,
     pub(super) device: (u32, u32),
     /// Sorted by name.
-    pub(super) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) xattrs: Xattrs,
 }
 
 impl TarEntry {
@@ -88,7 +91,7 @@ impl<W: Write> TarWriter<W> {
         data: Option<&mut dyn Read>,
     ) -> Result<(), Error> {
         let shown = String::from_utf8_lossy(&entry.path).into_owned();
-        let mut records: Vec<(Cow<'_, [u8]>, Cow<'_, [u8]>)> = Vec::new();
+        let mut records: Vec<PaxRecord<'_>> = Vec::new();
         let mut record = |key: &'static str, value: Vec<u8>| {
             records.push((Cow::Borrowed(key.as_bytes()), Cow::Owned(value)));
         };
@@ -191,11 +194,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Writes a PAX extended header carrying `records` for the entry at `path`.
-    fn write_pax(
-        &mut self,
-        path: &[u8],
-        records: &[(Cow<'_, [u8]>, Cow<'_, [u8]>)],
-    ) -> Result<(), Error> {
+    fn write_pax(&mut self, path: &[u8], records: &[PaxRecord<'_>]) -> Result<(), Error> {
         let mut body = Vec::new();
         for (key, value) in records {
             pax_record(&mut body, key, value);

@@ -23,6 +23,9 @@ use berth_proto::{
 
 use super::{Info, Kind, MetaStore, MetaTxn, Record, Usage, fsutil};
 
+/// Populates a new snapshot's directory, given the ids of its ancestors (nearest first).
+pub(crate) type Fill<'a> = dyn Fn(&Path, &[u64]) -> Result<(), Error> + 'a;
+
 /// A live (active or view) snapshot and the committed snapshots under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Chain {
@@ -243,7 +246,7 @@ impl Core {
         key: &str,
         parent: &str,
         labels: HashMap<String, String>,
-        fill: &dyn Fn(&Path, &[u64]) -> Result<(), Error>,
+        fill: &Fill<'_>,
     ) -> Result<Chain, Error> {
         check_key("key", key)?;
         let labels = clean_labels(labels)?;

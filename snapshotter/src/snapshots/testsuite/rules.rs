@@ -3,7 +3,7 @@
 
 use std::{fs, path::Path};
 
-use berth_proto::errdefs::{Error, Kind as ErrorKind};
+use berth_proto::errdefs::Kind as ErrorKind;
 
 use super::{Ctx, Op, gc_root, kind_of};
 use crate::snapshots::{Info, Kind};
