@@ -1,6 +1,7 @@
 //! Generates tonic *servers* for containerd's API v1 services over the message types that the
-//! `containerd-client` crate already ships. No .proto file is read: each service is described
-//! below as data (package, name, methods), exactly as containerd names them on the wire.
+//! `containerd-client` crate already ships. No containerd .proto file is read: each service is
+//! described below as data (package, name, methods), exactly as containerd names them on the
+//! wire. Berth's own APIs (`berth/**.proto`, written here) are compiled with protoc.
 
 use tonic_build::manual::{Builder, Method, Service};
 
@@ -317,4 +318,12 @@ fn main() {
         .build_client(false)
         .build_server(true)
         .compile(&services);
+
+    // Berth's own APIs, from the .proto files written for Berth in this crate.
+    println!("cargo:rerun-if-changed=berth");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_protos(&["berth/transfer/v1/transfer.proto"], &["berth"])
+        .expect("compiling Berth's protos");
 }

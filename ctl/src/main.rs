@@ -46,6 +46,8 @@ enum Command {
     Namespace(commands::namespace::Args),
     /// List the daemon's plugins.
     Plugins(commands::plugins::Args),
+    /// Pull an image from a registry.
+    Pull(commands::pull::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
             Command::Version(args) => commands::version::run(args, &client).await,
             Command::Namespace(args) => commands::namespace::run(args, &client).await,
             Command::Plugins(args) => commands::plugins::run(args, &client).await,
+            Command::Pull(args) => commands::pull::run(args, &client).await,
         }
     });
     match result {

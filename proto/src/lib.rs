@@ -105,6 +105,17 @@ pub mod server {
     }
 }
 
+/// Berth's own APIs (`proto/berth/**.proto`).
+#[allow(missing_docs, clippy::all)]
+pub mod berth {
+    /// `berth.transfer.v1`: daemon-side pull and push with streamed progress.
+    pub mod transfer {
+        pub mod v1 {
+            tonic::include_proto!("berth.transfer.v1");
+        }
+    }
+}
+
 /// Packs a message into an `Any` whose type URL is the plain full message name, the way
 /// containerd's typeurl registry names event payloads (no `type.googleapis.com/` prefix).
 pub fn to_any<T: prost::Message + prost::Name>(message: &T) -> prost_types::Any {

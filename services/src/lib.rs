@@ -14,6 +14,8 @@
 //! * [`diff`] applies layers onto snapshots and turns snapshot changes into layers;
 //! * [`snapshots`] serves the overlayfs and native snapshotters, namespaced;
 //! * [`gc`] collects what no root (image, container, lease, `gc.root` label) references;
+//! * [`transfer`] pulls images inside the daemon (fetch, verify, unpack, name);
+//! * [`registry`] speaks the OCI distribution protocol to registries (pull, push, auth);
 //! * [`introspection`] and [`version`] describe the daemon.
 //!
 //! Each service is a thin gRPC shell (`grpc.rs`: validate, convert, call, map the error) over a
@@ -33,7 +35,9 @@ pub mod leases;
 pub mod metadata;
 pub mod namespaces;
 pub mod plugins;
+pub mod registry;
 pub mod request;
 pub mod server;
 pub mod snapshots;
+pub mod transfer;
 pub mod version;

@@ -25,7 +25,9 @@ use crate::{
     leases::{self, Leases},
     metadata::Store,
     namespaces::{self, Namespaces},
+    registry::RegistryClient,
     snapshots::{self, Snapshots, Snapshotters, meta::SnapshotMeta},
+    transfer::{self, Transfer},
     version,
 };
 
@@ -47,6 +49,8 @@ pub mod types {
     pub const SNAPSHOTTER: &str = "io.containerd.snapshotter.v1";
     /// Differs.
     pub const DIFF: &str = "io.containerd.differ.v1";
+    /// The transfer engine.
+    pub const TRANSFER: &str = "io.containerd.transfer.v1";
     /// gRPC services.
     pub const GRPC: &str = "io.containerd.grpc.v1";
 }
@@ -70,6 +74,7 @@ pub struct InitContext<'a> {
     snapshot_gate: Arc<RwLock<()>>,
     snapshots: Option<Arc<Snapshots>>,
     differ: Option<Arc<Differ>>,
+    transfer: Option<Arc<Transfer>>,
     table: Arc<Vec<PluginInfo>>,
 }
 
@@ -210,6 +215,18 @@ pub const BUILTINS: &[Plugin] = &[
         init: init_grpc_diff,
     },
     Plugin {
+        kind: types::TRANSFER,
+        id: "local",
+        requires: &[types::SERVICE, types::DIFF, types::LEASE],
+        init: init_transfer,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "transfer",
+        requires: &[types::TRANSFER],
+        init: init_grpc_transfer,
+    },
+    Plugin {
         kind: types::GRPC,
         id: "snapshots",
         requires: &[types::SERVICE],
@@ -325,6 +342,7 @@ pub fn init_all(config: &Config) -> Result<RoutesBuilder, Error> {
         snapshot_gate: Arc::new(RwLock::new(())),
         snapshots: None,
         differ: None,
+        transfer: None,
         table,
     };
     for plugin in order {
@@ -475,6 +493,35 @@ fn init_differ(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
 fn init_grpc_diff(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
     let differ = cx.differ.clone().ok_or_else(|| missing("differ"))?;
     let svc = server::diff::v1::diff_server::DiffServer::new(diff::grpc::Service::new(differ));
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_transfer(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let registry = RegistryClient::new()?;
+    cx.transfer = Some(Arc::new(Transfer::new(
+        cx.content
+            .clone()
+            .ok_or_else(|| missing("content service"))?,
+        cx.images.clone().ok_or_else(|| missing("images service"))?,
+        cx.snapshots
+            .clone()
+            .ok_or_else(|| missing("snapshots service"))?,
+        cx.differ.clone().ok_or_else(|| missing("differ"))?,
+        cx.leases.clone().ok_or_else(|| missing("lease manager"))?,
+        registry,
+    )));
+    Ok(())
+}
+
+fn init_grpc_transfer(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let t = cx
+        .transfer
+        .clone()
+        .ok_or_else(|| missing("transfer engine"))?;
+    let svc = berth_proto::berth::transfer::v1::transfer_server::TransferServer::new(
+        transfer::grpc::Service::new(t),
+    );
     cx.routes.add_service(limits!(cx, svc));
     Ok(())
 }

@@ -2,4 +2,5 @@
 
 pub mod namespace;
 pub mod plugins;
+pub mod pull;
 pub mod version;

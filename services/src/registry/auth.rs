@@ -76,6 +76,7 @@ impl fmt::Debug for Credentials {
 #[derive(Debug, Clone, Default)]
 pub struct Keychain {
     entries: HashMap<String, Credentials>,
+    warnings: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -120,6 +121,12 @@ impl Keychain {
         self.entries.get(&normalize_key(registry))
     }
 
+    /// What could not be used when the keychain was read (credential helpers, identity
+    /// tokens), one sentence each, for showing to the user; also logged as warnings.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Reads a Docker `config.json`; a missing file gives an empty keychain.
     pub fn from_docker_config_file(path: &Path) -> Result<Keychain, Error> {
         match std::fs::read_to_string(path) {
@@ -135,26 +142,27 @@ impl Keychain {
     pub fn from_docker_config(text: &str) -> Result<Keychain, Error> {
         let config: DockerConfig = serde_json::from_str(text)
             .map_err(|e| Error::invalid(format!("invalid docker config.json: {e}")))?;
-        if let Some(store) = &config.creds_store {
-            tracing::warn!(
-                creds_store = %store,
-                "docker config.json credsStore is not supported (credential helpers are \
-                 not run); registries without an inline auth entry are accessed anonymously"
-            );
-        }
-        for (registry, helper) in &config.cred_helpers {
-            tracing::warn!(
-                %registry, %helper,
-                "docker config.json credHelpers are not supported; accessing anonymously"
-            );
-        }
         let mut keychain = Keychain::new();
+        if let Some(store) = &config.creds_store {
+            keychain.warnings.push(format!(
+                "docker config.json credsStore {store:?} is not supported (credential helpers \
+                 are not run): registries without an inline auth entry are accessed anonymously"
+            ));
+        }
+        let mut helpers: Vec<_> = config.cred_helpers.iter().collect();
+        helpers.sort();
+        for (registry, helper) in helpers {
+            keychain.warnings.push(format!(
+                "docker config.json credHelpers entry {registry:?} ({helper:?}) is not \
+                 supported: {registry} is accessed anonymously unless it has an inline auth entry"
+            ));
+        }
         for (key, entry) in config.auths {
             if entry.identitytoken.is_some() {
-                tracing::warn!(
-                    registry = %key,
-                    "docker config.json identitytoken (OAuth refresh tokens) is not supported"
-                );
+                keychain.warnings.push(format!(
+                    "docker config.json identitytoken for {key:?} is not supported (OAuth \
+                     refresh tokens are not exchanged)"
+                ));
             }
             let creds = match (&entry.auth, &entry.username, &entry.password) {
                 (Some(auth), _, _) if !auth.is_empty() => decode_auth(&key, auth)?,
@@ -162,6 +170,9 @@ impl Keychain {
                 _ => continue,
             };
             keychain.insert(&key, creds);
+        }
+        for warning in &keychain.warnings {
+            tracing::warn!("{warning}");
         }
         Ok(keychain)
     }
@@ -606,6 +617,11 @@ mod tests {
         .unwrap();
         assert!(k.get("docker.io").is_none());
         assert!(k.get("gcr.io").is_none());
+        assert_eq!(k.warnings().len(), 2);
+        assert!(k.warnings()[0].contains("credsStore \"desktop\" is not supported"));
+        assert!(k.warnings()[1].contains("gcr.io"));
+        let plain = Keychain::from_docker_config(r#"{"auths": {}}"#).unwrap();
+        assert!(plain.warnings().is_empty());
     }
 
     #[test]

@@ -388,7 +388,7 @@ mod tests {
     fn parses_mirrors_in_file_order_then_server() {
         let text = r#"
             server = "https://registry-1.docker.io"
-            [host."http://zzz-mirror:5000"]
+            [host."https://zzz-mirror:5000"]
               capabilities = ["pull", "resolve"]
             [host."https://aaa-mirror.example.com/prefix"]
               capabilities = ["pull"]
@@ -397,18 +397,19 @@ mod tests {
               [host."https://aaa-mirror.example.com/prefix".header]
                 x-one = "1"
                 x-many = ["a", "b"]
-            [host."https://raw.example.com/custom/api"]
+            [host."http://raw.example.com/custom/api"]
               override_path = true
               client = [["c.pem", "c.key"]]
         "#;
         let hosts = parse("docker.io", text).unwrap();
+        // File order, not key order: this needs toml's `preserve_order` feature.
         let urls: Vec<String> = hosts.iter().map(|h| h.base_url()).collect();
         assert_eq!(
             urls,
             [
-                "http://zzz-mirror:5000/v2",
+                "https://zzz-mirror:5000/v2",
                 "https://aaa-mirror.example.com/prefix/v2",
-                "https://raw.example.com/custom/api",
+                "http://raw.example.com/custom/api",
                 "https://registry-1.docker.io/v2",
             ]
         );

@@ -3,7 +3,7 @@
 use std::{
     collections::{HashMap, HashSet},
     fs::File,
-    io::{Read, Write},
+    io::{Read, Seek, SeekFrom, Write},
     os::fd::{AsFd, BorrowedFd},
     path::Path,
 };
@@ -103,6 +103,7 @@ impl Applier<'_> {
             kind,
             meta,
             size,
+            sparse,
         } = entry;
         if path.is_root() {
             return self.apply_root(kind, &meta);
@@ -142,7 +143,7 @@ impl Applier<'_> {
                 let fd = fs::openat(dir, name, flags, Mode::from_raw_mode(0o600))
                     .map_err(|e| fail("creating", e))?;
                 let mut file = File::from(fd);
-                self.copy_data(data, &mut file, &path, size)?;
+                self.copy_data(data, &mut file, &path, size, sparse)?;
                 own(&file, &meta).map_err(|e| fail("setting owner and mode of", e))?;
                 set_xattrs(XattrTarget::Fd(file.as_fd()), &meta.xattrs, &path)?;
                 fs::futimens(&file, &times(meta.mtime)).map_err(|e| fail("setting times of", e))?;
@@ -190,14 +191,17 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Copies the entry's data into `file`, checking that the stream held all of it.
+    /// Copies the entry's data into `file`, checking that the stream held all of it. For
+    /// sparse entries, all-zero chunks are skipped over, leaving holes.
     fn copy_data(
         &mut self,
         data: &mut impl Read,
         file: &mut File,
         path: &RelPath,
         size: u64,
+        sparse: bool,
     ) -> Result<(), Error> {
+        let write_error = |e| io_error(format!("writing {:?}", path.display()), e);
         let mut written: u64 = 0;
         loop {
             let n = data
@@ -206,9 +210,18 @@ impl Applier<'_> {
             if n == 0 {
                 break;
             }
-            file.write_all(&self.buffer[..n])
-                .map_err(|e| io_error(format!("writing {:?}", path.display()), e))?;
+            let chunk = &self.buffer[..n];
+            if sparse && chunk.iter().all(|&b| b == 0) {
+                file.seek(SeekFrom::Current(n as i64))
+                    .map_err(write_error)?;
+            } else {
+                file.write_all(chunk).map_err(write_error)?;
+            }
             written += n as u64;
+        }
+        if sparse {
+            // A trailing hole was only seeked over.
+            file.set_len(written).map_err(write_error)?;
         }
         if written != size {
             return Err(Error::new(

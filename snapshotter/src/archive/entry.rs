@@ -131,6 +131,8 @@ pub(super) struct Parsed {
     pub(super) meta: Meta,
     /// Bytes of data that follow (for regular files).
     pub(super) size: u64,
+    /// A GNU sparse file: its holes arrive as zeros and may become holes again.
+    pub(super) sparse: bool,
 }
 
 /// Reads the header of `entry`; `None` for entries that carry nothing to apply (PAX global
@@ -151,13 +153,19 @@ pub(super) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Par
         }
     };
     let device = || -> Result<(u32, u32), Error> {
-        let major = header
-            .device_major()
-            .map_err(|e| corrupt("device major", e))?;
-        let minor = header
-            .device_minor()
-            .map_err(|e| corrupt("device minor", e))?;
-        Ok((major.unwrap_or(0), minor.unwrap_or(0)))
+        let (major, minor) = match header.as_ustar().map(|h| (&h.dev_major, &h.dev_minor)) {
+            Some(fields) => fields,
+            None => match header.as_gnu() {
+                Some(h) => (&h.dev_major, &h.dev_minor),
+                None => return Err(invalid("device entry in a pre-POSIX header")),
+            },
+        };
+        let major = number(major, header.device_major().map(|d| d.unwrap_or(0).into()));
+        let minor = number(minor, header.device_minor().map(|d| d.unwrap_or(0).into()));
+        let major = major.map_err(|e| corrupt("device major", e))?;
+        let minor = minor.map_err(|e| corrupt("device minor", e))?;
+        let fits = |n: u64| u32::try_from(n).map_err(|_| invalid("device number out of range"));
+        Ok((fits(major)?, fits(minor)?))
     };
     let kind = match entry_type {
         EntryType::XGlobalHeader => return Ok(None),
@@ -189,12 +197,14 @@ pub(super) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Par
         return Err(invalid("symlink target contains a NUL byte"));
     }
 
-    let mode = header.mode().map_err(|e| corrupt("mode", e))? & 0o7777;
-    let uid = header.uid().map_err(|e| corrupt("uid", e))?;
-    let gid = header.gid().map_err(|e| corrupt("gid", e))?;
+    let old = header.as_old();
+    let mode = number(&old.mode, header.mode().map(u64::from)).map_err(|e| corrupt("mode", e))?;
+    let mode = (mode & 0o7777) as u32;
+    let uid = number(&old.uid, header.uid()).map_err(|e| corrupt("uid", e))?;
+    let gid = number(&old.gid, header.gid()).map_err(|e| corrupt("gid", e))?;
     let uid = u32::try_from(uid).map_err(|_| invalid("uid out of range"))?;
     let gid = u32::try_from(gid).map_err(|_| invalid("gid out of range"))?;
-    let header_mtime = header.mtime().map_err(|e| corrupt("mtime", e))?;
+    let header_mtime = number(&old.mtime, header.mtime()).map_err(|e| corrupt("mtime", e))?;
     let mut mtime = Timespec {
         tv_sec: i64::try_from(header_mtime).unwrap_or(i64::MAX),
         tv_nsec: 0,
@@ -226,6 +236,7 @@ pub(super) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Par
     Ok(Some(Parsed {
         path: RelPath::clean(&raw_path)?,
         size: entry.size(),
+        sparse: entry_type == EntryType::GNUSparse,
         kind,
         meta: Meta {
             mode,
@@ -235,6 +246,15 @@ pub(super) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Par
             xattrs,
         },
     }))
+}
+
+/// A numeric header field; like Go's archive/tar, a field left blank (all NUL or spaces) by
+/// the writer reads as 0.
+fn number(field: &[u8], parsed: std::io::Result<u64>) -> std::io::Result<u64> {
+    match parsed {
+        Err(_) if field.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        other => other,
+    }
 }
 
 /// Parses a PAX time, `[-]seconds[.fraction]`.

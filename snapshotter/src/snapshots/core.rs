@@ -6,14 +6,12 @@
 //! a snapshot is mounted. Those come in as a closure and as the returned [`Chain`].
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     fs,
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{SystemTime, UNIX_EPOCH},
+    sync::{Arc, Mutex, MutexGuard, atomic::AtomicU64},
+    time::SystemTime,
 };
 
 use berth_proto::{
@@ -22,6 +20,9 @@ use berth_proto::{
 };
 
 use super::{Info, Kind, MetaStore, MetaTxn, Record, Usage, fsutil};
+
+mod create;
+mod remove;
 
 /// Populates a new snapshot's directory, given the ids of its ancestors (nearest first).
 pub(crate) type Fill<'a> = dyn Fn(&Path, &[u64]) -> Result<(), Error> + 'a;
@@ -126,6 +127,7 @@ impl Core {
         let snapshots = root.join("snapshots");
         fs::DirBuilder::new()
             .recursive(true)
+            .mode(0o700)
             .create(root)
             .map_err(|e| io_error(format!("create {text}"), e))?;
         match fsutil::mkdir(&snapshots, 0o700) {
@@ -177,10 +179,12 @@ impl Core {
         self.snapshots_dir().join(id.to_string()).join("fs")
     }
 
+    /// The record of `key` as an [`Info`].
     pub fn stat(&self, key: &str) -> Result<Info, Error> {
         self.view(|t| get(t, key).map(|r| info(key, &r)))
     }
 
+    /// Changes labels by containerd's field-path rules (see `Snapshotter::update`).
     pub fn update_info(&self, new: Info, fieldpaths: &[String]) -> Result<Info, Error> {
         check_key("key", &new.name)?;
         let _guard = self.lock();
@@ -212,6 +216,7 @@ impl Core {
         })
     }
 
+    /// Stored usage, or a fresh measurement for active snapshots.
     pub fn usage(&self, key: &str) -> Result<Usage, Error> {
         let record = self.view(|t| get(t, key))?;
         match record.kind {
@@ -238,155 +243,7 @@ impl Core {
         })
     }
 
-    /// Creates an active or view snapshot. `fill(dir, parents)` populates the new snapshot's
-    /// directory (still under its temporary name) before it is numbered and recorded.
-    pub fn create(
-        &self,
-        kind: Kind,
-        key: &str,
-        parent: &str,
-        labels: HashMap<String, String>,
-        fill: &Fill<'_>,
-    ) -> Result<Chain, Error> {
-        check_key("key", key)?;
-        let labels = clean_labels(labels)?;
-        let _guard = self.lock();
-        let check = |t: &dyn MetaTxn| {
-            if t.get(key)?.is_some() {
-                return Err(Error::already_exists(format!("snapshot {key:?}")));
-            }
-            ancestors(t, parent)
-        };
-        let parents = self.view(check)?;
-
-        let temp = self.snapshots_dir().join(format!(
-            "new-{}-{}",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-            self.temp_seq.fetch_add(1, Ordering::Relaxed)
-        ));
-        fsutil::mkdir(&temp, 0o700)?;
-        if let Err(err) = fill(&temp, &parents) {
-            remove_dir_logged(&temp);
-            return Err(err);
-        }
-        // Number the directory before recording it: a crash in between leaves an orphan
-        // that cleanup removes, never a record without its directory.
-        let id = match self.update(|t| t.next_id()) {
-            Ok(id) => id,
-            Err(err) => {
-                remove_dir_logged(&temp);
-                return Err(err);
-            }
-        };
-        let dir = self.snapshots_dir().join(id.to_string());
-        if let Err(err) = fs::rename(&temp, &dir) {
-            remove_dir_logged(&temp);
-            return Err(io_error(format!("rename {}", temp.display()), err));
-        }
-        let now = SystemTime::now();
-        let record = Record {
-            id,
-            kind,
-            parent: parent.to_string(),
-            labels,
-            created_at: now,
-            updated_at: now,
-            usage: Usage::default(),
-        };
-        let recorded = self.update(|t| {
-            check(t)?;
-            t.put(key, record.clone())
-        });
-        if let Err(err) = recorded {
-            remove_dir_logged(&dir);
-            return Err(err);
-        }
-        Ok(Chain { id, kind, parents })
-    }
-
-    pub fn commit(
-        &self,
-        name: &str,
-        key: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<(), Error> {
-        check_key("name", name)?;
-        check_key("key", key)?;
-        let labels = clean_labels(labels)?;
-        let _guard = self.lock();
-        let check = |t: &dyn MetaTxn| {
-            let record = get(t, key)?;
-            if t.get(name)?.is_some() {
-                return Err(Error::already_exists(format!("snapshot {name:?}")));
-            }
-            if record.kind != Kind::Active {
-                return Err(Error::precondition(format!(
-                    "snapshot {key:?} is not active: failed precondition"
-                )));
-            }
-            Ok(record)
-        };
-        let record = self.view(check)?;
-        let usage = fsutil::disk_usage(&self.fs_path(record.id))?;
-        self.update(|t| {
-            let active = check(t)?;
-            let now = SystemTime::now();
-            let committed = Record {
-                kind: Kind::Committed,
-                labels: labels.clone(),
-                created_at: now,
-                updated_at: now,
-                usage,
-                ..active
-            };
-            t.put(name, committed)?;
-            t.delete(key)
-        })
-    }
-
-    pub fn remove(&self, key: &str) -> Result<(), Error> {
-        check_key("key", key)?;
-        let removed = {
-            let _guard = self.lock();
-            let id = self.update(|t| {
-                let record = get(t, key)?;
-                let mut child = None;
-                t.for_each(&mut |k, r| {
-                    if child.is_none() && r.parent == key {
-                        child = Some(k.to_string());
-                    }
-                    Ok(())
-                })?;
-                if let Some(child) = child {
-                    return Err(Error::precondition(format!(
-                        "cannot remove snapshot {key:?} with child {child:?}: failed precondition"
-                    )));
-                }
-                t.delete(key)?;
-                Ok(record.id)
-            })?;
-            // The record is gone; from here on a failure only leaves work for cleanup.
-            let dir = self.snapshots_dir().join(id.to_string());
-            let removed = self.snapshots_dir().join(format!("removed-{id}"));
-            match fs::rename(&dir, &removed) {
-                Ok(()) => Some(removed),
-                Err(err) => {
-                    if err.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!(dir = %dir.display(), %err, "cannot rename removed snapshot");
-                    }
-                    None
-                }
-            }
-        };
-        if let Some(removed) = removed {
-            remove_dir_logged(&removed);
-        }
-        Ok(())
-    }
-
+    /// Calls `f` for every record, outside the store's transaction.
     pub fn walk(&self, f: &mut dyn FnMut(&Info) -> Result<(), Error>) -> Result<(), Error> {
         // Collect first, so that `f` runs outside the transaction and may call back in.
         let infos = self.view(|t| {
@@ -398,47 +255,5 @@ impl Core {
             Ok(infos)
         })?;
         infos.iter().try_for_each(f)
-    }
-
-    pub fn cleanup(&self) -> Result<(), Error> {
-        let _guard = self.lock();
-        let ids = self.view(|t| {
-            let mut ids = HashSet::new();
-            t.for_each(&mut |_, r| {
-                ids.insert(r.id.to_string());
-                Ok(())
-            })?;
-            Ok(ids)
-        })?;
-        let dir = self.snapshots_dir();
-        let entries =
-            fs::read_dir(&dir).map_err(|e| io_error(format!("read {}", dir.display()), e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| io_error(format!("read {}", dir.display()), e))?;
-            let name = entry.file_name();
-            if name.to_str().is_some_and(|n| ids.contains(n)) {
-                continue;
-            }
-            let path = entry.path();
-            tracing::info!(path = %path.display(), "removing unreferenced snapshot directory");
-            remove_dir_logged(&path);
-        }
-        Ok(())
-    }
-}
-
-/// Removes a directory tree (or a stray file), logging failures: by the time this runs, no
-/// record refers to `path`, so a leftover is only work for the next cleanup.
-fn remove_dir_logged(path: &Path) {
-    let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(err) => Err(err),
-    };
-    match result {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            tracing::warn!(path = %path.display(), %err, "cannot remove snapshot directory");
-        }
-        _ => {}
     }
 }

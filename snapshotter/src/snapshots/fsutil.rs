@@ -44,7 +44,8 @@ pub(crate) fn disk_usage(root: &Path) -> Result<Usage, Error> {
         let meta = entry.metadata().map_err(walk_error)?;
         if seen.insert((meta.dev(), meta.ino())) {
             usage.inodes += 1;
-            usage.size += i64::try_from(meta.blocks()).unwrap_or(i64::MAX / 1024) * 512;
+            let bytes = i64::try_from(meta.blocks().saturating_mul(512)).unwrap_or(i64::MAX);
+            usage.size = usage.size.saturating_add(bytes);
         }
     }
     Ok(usage)
@@ -140,5 +141,73 @@ fn copy_xattrs(src: &Path, target: &Path) {
         if let Err(err) = copied {
             tracing::debug!(path = %target.display(), name = ?name, %err, "xattr not copied");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileTypeExt;
+
+    use super::*;
+
+    /// Needs root (owners, device nodes).
+    #[test]
+    fn copies_everything_a_layer_can_hold() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+        fs::create_dir_all(src.join("ro/inner")).unwrap();
+        fs::create_dir(&dst).unwrap();
+        fs::write(src.join("ro/inner/f"), "deep").unwrap();
+        fs::write(src.join("suid"), "x").unwrap();
+        std::os::unix::fs::lchown(src.join("suid"), Some(1), Some(2)).unwrap();
+        fs::set_permissions(src.join("suid"), fs::Permissions::from_mode(0o4755)).unwrap();
+        fs::hard_link(src.join("suid"), src.join("link")).unwrap();
+        std::os::unix::fs::symlink("../nowhere", src.join("sym")).unwrap();
+        let dev = nix::sys::stat::makedev(1, 3);
+        nix::sys::stat::mknod(
+            &src.join("null"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o600),
+            dev,
+        )
+        .unwrap();
+        nix::unistd::mkfifo(&src.join("fifo"), Mode::from_bits_truncate(0o640)).unwrap();
+        xattr::set(src.join("suid"), "user.berth", b"v").unwrap();
+        let old = FileTime::from_unix_time(1_000_000, 0);
+        filetime::set_file_times(src.join("ro/inner/f"), old, old).unwrap();
+        fs::set_permissions(src.join("ro"), fs::Permissions::from_mode(0o500)).unwrap();
+        filetime::set_file_times(src.join("ro"), old, old).unwrap();
+
+        copy_tree(&src, &dst).unwrap();
+
+        let meta = |p: &str| fs::symlink_metadata(dst.join(p)).unwrap();
+        assert_eq!(fs::read_to_string(dst.join("ro/inner/f")).unwrap(), "deep");
+        assert_eq!((meta("suid").uid(), meta("suid").gid()), (1, 2));
+        assert_eq!(meta("suid").mode() & 0o7777, 0o4755);
+        assert_eq!(meta("suid").ino(), meta("link").ino());
+        assert_eq!(
+            fs::read_link(dst.join("sym")).unwrap(),
+            Path::new("../nowhere")
+        );
+        assert_eq!(
+            (meta("null").rdev(), meta("null").mode() & 0o7777),
+            (dev, 0o600)
+        );
+        assert!(meta("fifo").file_type().is_fifo() && meta("fifo").mode() & 0o777 == 0o640);
+        assert_eq!(
+            xattr::get(dst.join("suid"), "user.berth").unwrap(),
+            Some(b"v".to_vec())
+        );
+        assert_eq!(meta("ro").mode() & 0o777, 0o500);
+        assert_eq!(FileTime::from_last_modification_time(&meta("ro")), old);
+        assert_eq!(
+            FileTime::from_last_modification_time(&meta("ro/inner/f")),
+            old
+        );
+        let usage = disk_usage(&dst).unwrap();
+        assert_eq!(
+            usage.inodes, 8,
+            "root, ro, inner, f, suid(+link), sym, null, fifo"
+        );
     }
 }

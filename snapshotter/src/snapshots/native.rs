@@ -25,6 +25,7 @@ pub struct Native {
 
 impl Native {
     /// Opens the snapshotter rooted at `root` (created if missing), keeping records in `store`.
+    /// The root follows the overlay snapshotter's rule: absolute, without `,` `:` `\`.
     pub fn new(root: &Path, store: Arc<dyn MetaStore>) -> Result<Self, Error> {
         Ok(Native {
             core: Core::new(root, store)?,

@@ -77,6 +77,10 @@ macro_rules! snapshotter_suite {
 
 /// Runs `check` on a fresh fixture and scratch directory.
 pub fn run(make: impl FnOnce() -> Fixture, check: fn(&Ctx)) {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the snapshotter suite mounts filesystems: run it as root"
+    );
     let fixture = make();
     let scratch = Scratch::new();
     let ctx = Ctx { scratch, fixture };

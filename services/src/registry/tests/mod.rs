@@ -9,3 +9,18 @@
 mod live;
 mod scripted;
 mod support;
+
+/// Every operation's future is `Send`, so the daemon can spawn pulls and pushes.
+#[test]
+fn operation_futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let client = crate::registry::RegistryClient::new().unwrap();
+    let r = crate::registry::Reference::parse("127.0.0.1:1/x:1").unwrap();
+    let d = berth_proto::digest::Digest::sha256_of(b"");
+    is_send(&client.resolve(&r));
+    is_send(&client.fetch_manifest(&r, &d));
+    is_send(&client.fetch_blob(&r, &d, 0));
+    is_send(&client.blob_exists(&r, &d));
+    is_send(&client.push_manifest(&r, "x", bytes::Bytes::new()));
+    is_send(&client.push_blob(&r, &d, 0, futures::stream::empty(), None));
+}

@@ -1,0 +1,78 @@
+//! Image transfers done inside the daemon: pull (resolve, fetch, verify, unpack, name) and
+//! push, for berthctl and, later, the Docker facade and the CRI adapter.
+//!
+//! A pull runs under its own expiring lease, so nothing it has fetched can be collected before
+//! the image record holds it, and a crash mid-pull keeps what was verified (the lease expires
+//! an hour later if nobody resumes). Blobs stream from the registry straight into the content
+//! store, which verifies size and digest at commit; an interrupted blob resumes at its ingest's
+//! offset with an HTTP Range request. Layers download in parallel (a bounded number at a
+//! time) while unpacking proceeds in order: each layer is applied as soon as it is stored and
+//! its parent snapshot is committed, so unpacking overlaps with the downloads after it.
+
+pub mod grpc;
+mod pull;
+
+use std::sync::Arc;
+
+use berth_proto::berth::transfer::v1::Progress;
+use tokio::sync::mpsc;
+
+use crate::{
+    content::Content, diff::Differ, images::Images, leases::Leases, registry::RegistryClient,
+    snapshots::Snapshots,
+};
+
+pub use pull::PullOptions;
+
+/// The default snapshotter for unpacking.
+pub const DEFAULT_SNAPSHOTTER: &str = "overlayfs";
+/// How many blobs of one pull download at once.
+pub const PARALLEL_DOWNLOADS: usize = 3;
+
+/// The transfer engine.
+pub struct Transfer {
+    content: Arc<Content>,
+    images: Arc<Images>,
+    snapshots: Arc<Snapshots>,
+    differ: Arc<Differ>,
+    leases: Arc<Leases>,
+    registry: RegistryClient,
+}
+
+/// Where progress goes (a dropped receiver just stops the reports).
+pub type ProgressTx = mpsc::Sender<Progress>;
+
+impl Transfer {
+    /// An engine over the daemon's stores.
+    pub fn new(
+        content: Arc<Content>,
+        images: Arc<Images>,
+        snapshots: Arc<Snapshots>,
+        differ: Arc<Differ>,
+        leases: Arc<Leases>,
+        registry: RegistryClient,
+    ) -> Transfer {
+        Transfer {
+            content,
+            images,
+            snapshots,
+            differ,
+            leases,
+            registry,
+        }
+    }
+}
+
+/// Sends a progress event, ignoring a receiver that went away.
+async fn report(tx: &ProgressTx, event: &str, id: &str, media_type: &str, offset: i64, total: i64) {
+    let _ = tx
+        .send(Progress {
+            event: event.to_string(),
+            id: id.to_string(),
+            media_type: media_type.to_string(),
+            offset,
+            total,
+            digest: String::new(),
+        })
+        .await;
+}
