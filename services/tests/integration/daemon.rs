@@ -155,6 +155,22 @@ pub fn which(name: &str) -> Option<PathBuf> {
     })
 }
 
+/// Runs `berthctl` against this daemon in namespace `ns`.
+pub fn berthctl(d: &Daemon, ns: &str, args: &[&str]) -> std::process::Output {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berthctl");
+    assert!(
+        bin.exists(),
+        "build berthctl first (cargo build -p berthctl)"
+    );
+    Command::new(bin)
+        .arg("--address")
+        .arg(d.socket())
+        .args(["--namespace", ns])
+        .args(args)
+        .output()
+        .expect("run berthctl")
+}
+
 /// Creates lease `id` in `namespace` (content written under it survives collection).
 pub async fn lease(ch: &Channel, namespace: &str, id: &str) {
     containerd_client::services::v1::leases_client::LeasesClient::new(ch.clone())

@@ -13,3 +13,4 @@ mod lifecycle;
 mod namespaces;
 mod pull;
 mod registry;
+mod transfer;

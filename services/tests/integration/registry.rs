@@ -25,6 +25,11 @@ pub struct Registry {
 impl Registry {
     /// Starts one, or None when `docker-registry` or `skopeo` is missing outside CI.
     pub fn start() -> Option<Registry> {
+        Registry::start_with_auth(None)
+    }
+
+    /// Starts one that requires `user`/`password` (htpasswd, bcrypt) when given.
+    pub fn start_with_auth(auth: Option<(&str, &str)>) -> Option<Registry> {
         let (Some(bin), Some(_)) = (which("docker-registry"), which("skopeo")) else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -41,14 +46,20 @@ impl Registry {
         let addr = format!("127.0.0.1:{port}");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = auth {
+            let hash = bcrypt::hash(password, 5).unwrap();
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, yaml).unwrap();
         let child = Command::new(bin)
             .arg("serve")
             .arg(&config)
@@ -85,8 +96,19 @@ impl Registry {
 
     /// Pushes the OCI layout at `layout` (tag `tag`) to `repo:tag` with skopeo.
     pub fn push_layout(&self, layout: &Path, tag: &str, repo: &str) {
-        let out = Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false", "--all"])
+        self.push_layout_as(layout, tag, repo, None)
+    }
+
+    /// Like [`Registry::push_layout`], with credentials.
+    pub fn push_layout_as(&self, layout: &Path, tag: &str, repo: &str, creds: Option<&str>) {
+        let mut cmd = Command::new("skopeo");
+        if let Some(c) = creds {
+            cmd.arg("copy").arg(format!("--dest-creds={c}"));
+        } else {
+            cmd.arg("copy");
+        }
+        let out = cmd
+            .args(["--quiet", "--dest-tls-verify=false", "--all"])
             .arg(format!("oci:{}:{tag}", layout.display()))
             .arg(format!("docker://{}/{repo}:{tag}", self.addr))
             .output()

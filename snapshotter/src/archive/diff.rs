@@ -43,8 +43,9 @@ pub fn write_diff(lower: Option<&Path>, upper: &Path, out: impl Write) -> Result
 
 /// Writes an OCI layer tar (uncompressed) of an overlayfs upper directory: every entry in it
 /// is a change, 0/0 character devices become `.wh.<name>`, and directories with
-/// `trusted.overlay.opaque=y` get `.wh..wh..opq`. Upper directories using `redirect_dir` or
-/// `metacopy` cannot be described this way and are refused (FailedPrecondition).
+/// `trusted.overlay.opaque=y` (or `user.overlay.opaque=y`) get `.wh..wh..opq`. Upper
+/// directories using `redirect_dir` or `metacopy` cannot be described this way and are
+/// refused (FailedPrecondition).
 pub fn write_overlay_diff(upper: &Path, out: impl Write) -> Result<Applied, Error> {
     let mut differ = Differ::new(out);
     differ.overlay_dir(&RelPath::default(), upper)?;
@@ -177,16 +178,19 @@ impl<W: Write> Differ<W> {
                 n.ends_with(b".overlay.redirect") || n.ends_with(b".overlay.metacopy")
             }) {
                 return Err(Error::precondition(format!(
-                    "{}: overlayfs xattr {} cannot be expressed in a layer (mount without redirect_dir and metacopy)",
+                    "{}: overlayfs xattr {} cannot be expressed in a layer \
+                     (mount without redirect_dir and metacopy)",
                     path.display(),
                     String::from_utf8_lossy(name)
                 )));
             }
             self.emit(&child, &path, &meta)?;
             if meta.is_dir() {
-                let opaque = xattrs
-                    .iter()
-                    .any(|(n, v)| n == OVERLAY_OPAQUE_XATTR.as_bytes() && v == b"y");
+                // `user.overlay.opaque` when the upper was mounted with `userxattr`.
+                let opaque = xattrs.iter().any(|(n, v)| {
+                    (n == OVERLAY_OPAQUE_XATTR.as_bytes() || n == b"user.overlay.opaque")
+                        && v == b"y"
+                });
                 if opaque {
                     self.marker(&child, WHITEOUT_OPAQUE)?;
                 }

@@ -16,7 +16,7 @@ use filetime::FileTime;
 use rustix::fs::{CWD, FileType, Mode, makedev, mknodat};
 
 use super::{
-    Layer, apply, assert_same_tree, gzip, overlay_mode, remove_mode, require_root, snapshot, zstd,
+    apply, assert_same_tree, gzip, overlay_mode, remove_mode, require_root, snapshot, zstd,
 };
 use crate::archive::{write_diff, write_overlay_diff};
 
@@ -398,49 +398,4 @@ fn overlay_upper_becomes_whiteouts_and_opaque_markers() {
     xattr::set(upper.join("opq/sub"), "trusted.overlay.redirect", b"/old").unwrap();
     let err = write_overlay_diff(&upper, &mut Vec::new()).unwrap_err();
     assert_eq!(err.kind, Kind::FailedPrecondition, "{err}");
-}
-
-#[test]
-fn long_names_and_pax_records_are_read() {
-    require_root!();
-    let tmp = tempfile::tempdir().unwrap();
-    let long = format!("dir/{}", "n".repeat(200));
-    let mut layer = Layer::new();
-    layer.dir("dir/");
-    layer.pax(&[
-        ("path", long.as_bytes()),
-        ("mtime", b"1700000000.25"),
-        ("SCHILY.xattr.user.pax", b"value"),
-        ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
-    ]);
-    layer.file("ignored-short-name", "data");
-    // A GNU long name via the tar crate's own writer.
-    let mut header = tar::Header::new_gnu();
-    header.set_size(3);
-    header.set_mode(0o600);
-    header.set_entry_type(tar::EntryType::Regular);
-    let gnu_long = format!("dir/{}", "g".repeat(180));
-    layer
-        .builder
-        .append_data(&mut header, &gnu_long, &b"gnu"[..])
-        .unwrap();
-    let bytes = layer.finish();
-    apply(&bytes, tmp.path(), &remove_mode()).unwrap();
-    let pax_file = tmp.path().join(&long);
-    assert_eq!(fs::read(&pax_file).unwrap(), b"data");
-    assert_eq!(
-        xattr::get(&pax_file, "user.pax").unwrap().unwrap(),
-        b"value"
-    );
-    assert!(
-        xattr::get(&pax_file, "trusted.overlay.opaque")
-            .unwrap()
-            .is_none()
-    );
-    let mtime = FileTime::from_last_modification_time(&fs::metadata(&pax_file).unwrap());
-    assert_eq!(
-        (mtime.unix_seconds(), mtime.nanoseconds()),
-        (1_700_000_000, 250_000_000)
-    );
-    assert_eq!(fs::read(tmp.path().join(&gnu_long)).unwrap(), b"gnu");
 }

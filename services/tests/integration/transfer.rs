@@ -1,0 +1,140 @@
+//! Daemon-side pulls through `berthctl pull` (berth.transfer.v1): the same result as ctr's
+//! client-side pull, platform selection, and registry authentication.
+
+use crate::{
+    ctr_or_skip,
+    daemon::{Daemon, berthctl},
+    registry::{Entry, Registry, layout_dir, write_layout, write_multi_platform_layout},
+};
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ctr_ns(d: &Daemon, ns: &str, args: &[&str]) -> String {
+    let mut full = vec!["--namespace", ns];
+    full.extend_from_slice(args);
+    let out = d.ctr(&full).unwrap().output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sorted_lines(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn berthctl_pull_matches_ctr_pull() {
+    let d = Daemon::start();
+    let _ = ctr_or_skip!(d, &["version"]);
+    let Some(reg) = Registry::start() else { return };
+    let (_tmp, layout) = layout_dir();
+    write_layout(
+        &layout,
+        "1",
+        &[
+            vec![
+                Entry::Dir("etc/"),
+                Entry::File("etc/hello", b"hi\n"),
+                Entry::File("etc/gone", b"x"),
+            ],
+            vec![Entry::Whiteout("etc/gone"), Entry::File("etc/new", b"n")],
+            vec![Entry::Symlink("etc/link", "hello")],
+        ],
+        "linux/amd64",
+    );
+    reg.push_layout(&layout, "1", "lab/same");
+    let image = format!("{}/lab/same:1", reg.addr);
+    ctr_ns(&d, "viactr", &["images", "pull", "--plain-http", &image]);
+    let out = berthctl(&d, "viaberth", &["pull", "--plain-http", &image]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("unpacked"), "{}", text(&out));
+
+    let a = ctr_ns(&d, "viactr", &["images", "ls"]);
+    let b = ctr_ns(&d, "viaberth", &["images", "ls"]);
+    assert_eq!(a, b, "image records differ");
+    let a = sorted_lines(&ctr_ns(&d, "viactr", &["content", "ls"]));
+    let b = sorted_lines(&ctr_ns(&d, "viaberth", &["content", "ls"]));
+    assert_eq!(a, b, "content differs");
+    let a = ctr_ns(&d, "viactr", &["snapshots", "ls"]);
+    let b = ctr_ns(&d, "viaberth", &["snapshots", "ls"]);
+    assert_eq!(sorted_lines(&a), sorted_lines(&b), "snapshot chains differ");
+    assert_eq!(sorted_lines(&a).len(), 3);
+    // The chain is rooted for collection by the image (via config labels).
+    let out = berthctl(&d, "viaberth", &["version"]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn berthctl_pull_picks_platforms() {
+    let d = Daemon::start();
+    let _ = ctr_or_skip!(d, &["version"]);
+    let Some(reg) = Registry::start() else { return };
+    let (_tmp, layout) = layout_dir();
+    write_multi_platform_layout(&layout, "1", &["linux/amd64", "linux/arm64"]);
+    reg.push_layout(&layout, "1", "lab/multi");
+    let image = format!("{}/lab/multi:1", reg.addr);
+    let out = berthctl(&d, "amd", &["pull", "--plain-http", &image]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = berthctl(
+        &d,
+        "arm",
+        &["pull", "--plain-http", "--platform", "linux/arm64", &image],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Each namespace holds the index, one manifest, one config, one layer.
+    for ns in ["amd", "arm"] {
+        assert_eq!(
+            sorted_lines(&ctr_ns(&d, ns, &["content", "ls"])).len(),
+            4,
+            "{ns}"
+        );
+    }
+    let amd = sorted_lines(&ctr_ns(&d, "amd", &["snapshots", "ls"]));
+    let arm = sorted_lines(&ctr_ns(&d, "arm", &["snapshots", "ls"]));
+    assert_ne!(amd, arm, "both platforms unpacked the same layer");
+}
+
+#[test]
+fn berthctl_pull_with_basic_auth() {
+    let d = Daemon::start();
+    let _ = ctr_or_skip!(d, &["version"]);
+    let Some(reg) = Registry::start_with_auth(Some(("alice", "s3cret"))) else {
+        return;
+    };
+    let (_tmp, layout) = layout_dir();
+    write_layout(
+        &layout,
+        "1",
+        &[vec![Entry::File("secret", b"x")]],
+        "linux/amd64",
+    );
+    reg.push_layout_as(&layout, "1", "lab/private", Some("alice:s3cret"));
+    let image = format!("{}/lab/private:1", reg.addr);
+    let out = berthctl(&d, "default", &["pull", "--plain-http", &image]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("authentication required") || t.contains("unauthorized"),
+        "{t}"
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berthctl");
+    let out = std::process::Command::new(bin)
+        .arg("--address")
+        .arg(d.socket())
+        .args(["pull", "--plain-http", "--user", "alice", &image])
+        .env("BERTH_REGISTRY_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
