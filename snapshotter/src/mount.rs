@@ -91,6 +91,16 @@ pub struct SystemMounter;
 impl Mounter for SystemMounter {
     fn mount(&self, mount: &Mount, target: &Path) -> Result<(), Error> {
         let (flags, data) = parse_options(&mount.options);
+        // mount(2) reads one page of data and silently cuts the rest: refuse instead (deep
+        // overlay chains go through `snapshots::CompactingMounter`).
+        if data.len() >= 4096 {
+            return Err(Error::Mount {
+                kind: mount.kind.clone(),
+                what: mount.source.clone(),
+                target: target.to_path_buf(),
+                errno: nix::Error::E2BIG,
+            });
+        }
         let kind = if flags.contains(MsFlags::MS_BIND) {
             None
         } else {

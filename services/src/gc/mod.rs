@@ -100,6 +100,12 @@ impl Collector {
                     Err(err) => tracing::warn!(snapshotter = %name, key, %err, "removing snapshot"),
                 }
             }
+            // Directories left by removals interrupted earlier (or by a crash) go too.
+            for (name, sn) in &self.snapshotters {
+                if let Err(err) = sn.cleanup() {
+                    tracing::warn!(snapshotter = %name, %err, "snapshot cleanup");
+                }
+            }
             stats
         };
         stats.blobs = self.sweep_blobs()?;
@@ -297,7 +303,7 @@ fn sweep_metadata(
         }
     }
     // Deepest first, so children go before their parents.
-    doomed.sort_by(|a, b| b.0.cmp(&a.0));
+    doomed.sort_by_key(|d| std::cmp::Reverse(d.0));
     Ok((stats, doomed.into_iter().map(|(_, n, k)| (n, k)).collect()))
 }
 

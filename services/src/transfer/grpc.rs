@@ -40,7 +40,7 @@ impl transfer_server::Transfer for Service {
             skip_unpack: r.skip_unpack,
             plain_http: registry.plain_http,
             credentials: (!registry.username.is_empty())
-                .then(|| (registry.username, registry.password)),
+                .then_some((registry.username, registry.password)),
         };
         let (progress_tx, mut progress_rx) = mpsc::channel::<Progress>(64);
         let (out_tx, out_rx) = mpsc::channel::<Result<Progress, Status>>(64);

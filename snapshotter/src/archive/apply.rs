@@ -155,21 +155,9 @@ impl Applier<'_> {
                 self.finish_at(dir, name, &path, &meta, false)?;
             }
             EntryKind::Hardlink(target) => self.hardlink(dir, name, &path, &target)?,
-            EntryKind::Char(major, minor) => {
-                self.mknod(
-                    dir,
-                    name,
-                    &path,
-                    &meta,
-                    FileType::CharacterDevice,
-                    major,
-                    minor,
-                )?;
+            EntryKind::Char(..) | EntryKind::Block(..) | EntryKind::Fifo => {
+                self.mknod(dir, name, &path, &meta, &kind)?;
             }
-            EntryKind::Block(major, minor) => {
-                self.mknod(dir, name, &path, &meta, FileType::BlockDevice, major, minor)?;
-            }
-            EntryKind::Fifo => self.mknod(dir, name, &path, &meta, FileType::Fifo, 0, 0)?,
         }
         self.mark_added(path);
         Ok(())
@@ -284,18 +272,20 @@ impl Applier<'_> {
             .map_err(|e| fail("creating", e))
     }
 
-    /// Creates a device node or fifo `name` in `dir`.
-    #[allow(clippy::too_many_arguments)]
+    /// Creates the device node or fifo `kind` as `name` in `dir`.
     fn mknod(
         &mut self,
         dir: BorrowedFd<'_>,
         name: &[u8],
         path: &RelPath,
         meta: &Meta,
-        file_type: FileType,
-        major: u32,
-        minor: u32,
+        kind: &EntryKind,
     ) -> Result<(), Error> {
+        let (file_type, major, minor) = match *kind {
+            EntryKind::Char(major, minor) => (FileType::CharacterDevice, major, minor),
+            EntryKind::Block(major, minor) => (FileType::BlockDevice, major, minor),
+            _ => (FileType::Fifo, 0, 0),
+        };
         let fail = |what: &str, e| fs_error(format!("{what} {:?}", path.display()), e);
         remove_all_at(dir, name).map_err(|e| fail("replacing", e))?;
         let mode = Mode::from_raw_mode(meta.mode);

@@ -52,6 +52,20 @@
 //! - xattrs in the `trusted.overlay.` and `user.overlay.` namespaces are dropped: they steer
 //!   overlayfs and must come from the snapshotter, never from an image.
 //!
+//! ## What is supported
+//!
+//! Applying: regular files, directories, symlinks, hard links (to an earlier entry of the
+//! layer, or in [`WhiteoutMode::Remove`] to a file the parent already had), character and
+//! block devices, fifos; owner, mode with setuid/setgid/sticky (chmod after chown), PAX
+//! `SCHILY.xattr.*` xattrs, mtimes (PAX sub-second ones too; directories last, deepest
+//! first); ustar, PAX and GNU headers with long names; GNU sparse files (`S`), written with
+//! holes. Refused as InvalidArgument: PAX sparse files (`GNU.sparse.*`), volume and other
+//! unknown entry types, NULs in names. PAX global headers are ignored. A header field left
+//! blank reads as 0, as in Go.
+//!
+//! Writing: the same entry kinds (sockets are skipped with a warning), mtimes in whole
+//! seconds, whiteouts and opaque markers as empty root-owned files with mtime 0.
+//!
 //! Bad input — a truncated or corrupt stream, an unsupported entry type, a name with a NUL —
 //! ends the apply with a [`DataLoss`](berth_proto::errdefs::Kind::DataLoss) or
 //! [`InvalidArgument`](berth_proto::errdefs::Kind::InvalidArgument) error. The root is then

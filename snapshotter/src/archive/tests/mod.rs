@@ -1,6 +1,7 @@
 //! Tests of the archive module, run as root against temp directories: round trips, whiteouts
 //! in both modes, compression, hostile layers and corrupt input.
 
+mod corrupt;
 mod formats;
 mod hostile;
 mod roundtrip;
