@@ -48,6 +48,8 @@ enum Command {
     Plugins(commands::plugins::Args),
     /// Pull an image from a registry.
     Pull(commands::pull::Args),
+    /// Push an image to a registry.
+    Push(commands::push::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
             Command::Namespace(args) => commands::namespace::run(args, &client).await,
             Command::Plugins(args) => commands::plugins::run(args, &client).await,
             Command::Pull(args) => commands::pull::run(args, &client).await,
+            Command::Push(args) => commands::push::run(args, &client).await,
         }
     });
     match result {

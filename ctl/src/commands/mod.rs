@@ -3,4 +3,5 @@
 pub mod namespace;
 pub mod plugins;
 pub mod pull;
+pub mod push;
 pub mod version;

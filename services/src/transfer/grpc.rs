@@ -1,4 +1,5 @@
-//! `berth.transfer.v1.Transfer`: pulls run as daemon tasks; their progress streams back.
+//! `berth.transfer.v1.Transfer`: pulls and pushes run as daemon tasks; their progress streams
+//! back, followed by the error if one ends them.
 
 use std::{pin::Pin, sync::Arc};
 
@@ -8,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{PullOptions, Transfer};
+use super::{PullOptions, PushOptions, Transfer};
 use crate::request;
 
 /// The gRPC face of [`Transfer`].
@@ -42,33 +43,56 @@ impl transfer_server::Transfer for Service {
             credentials: (!registry.username.is_empty())
                 .then_some((registry.username, registry.password)),
         };
-        let (progress_tx, mut progress_rx) = mpsc::channel::<Progress>(64);
-        let (out_tx, out_rx) = mpsc::channel::<Result<Progress, Status>>(64);
         let transfer = self.transfer.clone();
-        tokio::spawn(async move {
-            let forward_tx = out_tx.clone();
-            let forward = tokio::spawn(async move {
-                while let Some(p) = progress_rx.recv().await {
-                    if forward_tx.send(Ok(p)).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            let result = transfer.pull(&ns, opts, progress_tx).await;
-            let _ = forward.await;
-            if let Err(err) = result {
-                tracing::warn!(%err, "pull failed");
-                let _ = out_tx.send(Err(err.into())).await;
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        Ok(Response::new(run_streamed(move |tx| async move {
+            transfer.pull(&ns, opts, tx).await.map(|_| ())
+        })))
     }
 
     type PushStream = BoxStream<Progress>;
 
-    async fn push(&self, _req: Request<PushRequest>) -> Result<Response<Self::PushStream>, Status> {
-        Err(Status::unimplemented(
-            "daemon-side push is not available yet: push with `ctr images push`",
-        ))
+    async fn push(&self, req: Request<PushRequest>) -> Result<Response<Self::PushStream>, Status> {
+        let ns = request::namespace(&req)?;
+        let r = req.into_inner();
+        let registry = r.registry.unwrap_or_default();
+        let opts = PushOptions {
+            image: r.image,
+            reference: r.reference,
+            platform: r.platform,
+            plain_http: registry.plain_http,
+            credentials: (!registry.username.is_empty())
+                .then_some((registry.username, registry.password)),
+        };
+        let transfer = self.transfer.clone();
+        Ok(Response::new(run_streamed(move |tx| async move {
+            transfer.push(&ns, opts, tx).await.map(|_| ())
+        })))
     }
+}
+
+/// Runs a transfer that reports progress, streaming the reports and then its error, if any.
+fn run_streamed<F, Fut>(f: F) -> BoxStream<Progress>
+where
+    F: FnOnce(mpsc::Sender<Progress>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), berth_proto::errdefs::Error>> + Send + 'static,
+{
+    let (progress_tx, mut progress_rx) = mpsc::channel::<Progress>(64);
+    let (out_tx, out_rx) = mpsc::channel::<Result<Progress, Status>>(64);
+    tokio::spawn(async move {
+        let forward_tx = out_tx.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(p) = progress_rx.recv().await {
+                if forward_tx.send(Ok(p)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let result = f(progress_tx).await;
+        let _ = forward.await;
+        if let Err(err) = result {
+            tracing::warn!(%err, "transfer failed");
+            let _ = out_tx.send(Err(err.into())).await;
+        }
+    });
+    Box::pin(ReceiverStream::new(out_rx))
 }

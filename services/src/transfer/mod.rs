@@ -11,6 +11,7 @@
 
 pub mod grpc;
 mod pull;
+mod push;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use crate::{
 };
 
 pub use pull::PullOptions;
+pub use push::PushOptions;
 
 /// The default snapshotter for unpacking.
 pub const DEFAULT_SNAPSHOTTER: &str = "overlayfs";

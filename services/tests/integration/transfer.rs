@@ -138,3 +138,66 @@ fn berthctl_pull_with_basic_auth() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn berthctl_push_to_another_repository_and_pull_back() {
+    let d = Daemon::start();
+    let _ = ctr_or_skip!(d, &["version"]);
+    let Some(reg) = Registry::start() else { return };
+    let (_tmp, layout) = layout_dir();
+    let manifest = write_layout(
+        &layout,
+        "1",
+        &[
+            vec![Entry::File("a", b"a")],
+            vec![Entry::File("b", &[7u8; 100_000])],
+        ],
+        "linux/amd64",
+    );
+    reg.push_layout(&layout, "1", "lab/origin");
+    let src = format!("{}/lab/origin:1", reg.addr);
+    let dst = format!("{}/lab/copy:2", reg.addr);
+    let out = berthctl(&d, "default", &["pull", "--plain-http", &src]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = berthctl(&d, "default", &["push", "--plain-http", &src, &dst]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("pushed {manifest}")),
+        "{}",
+        text(&out)
+    );
+    // Pull it back elsewhere: the same manifest digest.
+    let out = berthctl(&d, "back", &["pull", "--plain-http", &dst]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = ctr_ns(&d, "back", &["images", "ls"]);
+    assert!(
+        listed.contains(&dst) && listed.contains(&manifest),
+        "{listed}"
+    );
+    // Pushing an index keeps it an index.
+    let (_tmp2, multi) = layout_dir();
+    let index = write_multi_platform_layout(&multi, "1", &["linux/amd64", "linux/arm64"]);
+    reg.push_layout(&multi, "1", "lab/multi-src");
+    let msrc = format!("{}/lab/multi-src:1", reg.addr);
+    let out = berthctl(
+        &d,
+        "default",
+        &[
+            "pull",
+            "--plain-http",
+            "--platform",
+            "all",
+            "--skip-unpack",
+            &msrc,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mdst = format!("{}/lab/multi-dst:1", reg.addr);
+    let out = berthctl(&d, "default", &["push", "--plain-http", &msrc, &mdst]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("pushed {index}")),
+        "{}",
+        text(&out)
+    );
+}
