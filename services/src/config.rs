@@ -23,6 +23,29 @@ pub struct Config {
     pub debug: Debug,
     /// Garbage collection timing.
     pub gc: Gc,
+    /// Registry access for daemon-side pulls and pushes.
+    pub registry: Registry,
+}
+
+/// The `[registry]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Registry {
+    /// Directory of per-registry `<host>/hosts.toml` files (mirrors, plain HTTP, CAs), in the
+    /// layout containerd uses for `certs.d`.
+    pub config_path: PathBuf,
+    /// Docker `config.json` whose `auths` give registry credentials (what `docker login`
+    /// writes); read at every transfer.
+    pub docker_config: PathBuf,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            config_path: PathBuf::from("/etc/berth/certs.d"),
+            docker_config: PathBuf::from("/root/.docker/config.json"),
+        }
+    }
 }
 
 /// The `[grpc]` table.
@@ -68,6 +91,7 @@ impl Default for Config {
             grpc: Grpc::default(),
             debug: Debug::default(),
             gc: Gc::default(),
+            registry: Registry::default(),
         }
     }
 }

@@ -25,9 +25,9 @@ use crate::{
     leases::{self, Leases},
     metadata::Store,
     namespaces::{self, Namespaces},
-    registry::RegistryClient,
+    registry::HostsConfig,
     snapshots::{self, Snapshots, Snapshotters, meta::SnapshotMeta},
-    transfer::{self, Transfer},
+    transfer::{self, RegistrySettings, Transfer},
     version,
 };
 
@@ -498,7 +498,10 @@ fn init_grpc_diff(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
 }
 
 fn init_transfer(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
-    let registry = RegistryClient::new()?;
+    let settings = RegistrySettings {
+        hosts: HostsConfig::new().with_dir(&cx.config.registry.config_path),
+        docker_config: cx.config.registry.docker_config.clone(),
+    };
     cx.transfer = Some(Arc::new(Transfer::new(
         cx.content
             .clone()
@@ -509,8 +512,8 @@ fn init_transfer(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
             .ok_or_else(|| missing("snapshots service"))?,
         cx.differ.clone().ok_or_else(|| missing("differ"))?,
         cx.leases.clone().ok_or_else(|| missing("lease manager"))?,
-        registry,
-    )));
+        settings,
+    )?));
     Ok(())
 }
 

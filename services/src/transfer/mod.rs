@@ -13,13 +13,17 @@ pub mod grpc;
 mod pull;
 mod push;
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use berth_proto::berth::transfer::v1::Progress;
 use tokio::sync::mpsc;
 
 use crate::{
-    content::Content, diff::Differ, images::Images, leases::Leases, registry::RegistryClient,
+    content::Content,
+    diff::Differ,
+    images::Images,
+    leases::Leases,
+    registry::{Credentials, HostsConfig, Keychain, Reference, RegistryClient},
     snapshots::Snapshots,
 };
 
@@ -39,10 +43,20 @@ pub struct Transfer {
     differ: Arc<Differ>,
     leases: Arc<Leases>,
     registry: RegistryClient,
+    hosts: HostsConfig,
+    docker_config: PathBuf,
 }
 
 /// Where progress goes (a dropped receiver just stops the reports).
 pub type ProgressTx = mpsc::Sender<Progress>;
+
+/// Registry settings of the engine.
+pub struct RegistrySettings {
+    /// Per-registry host configuration (hosts.toml directory).
+    pub hosts: HostsConfig,
+    /// Docker `config.json` with credentials, read at every transfer.
+    pub docker_config: PathBuf,
+}
 
 impl Transfer {
     /// An engine over the daemon's stores.
@@ -52,16 +66,54 @@ impl Transfer {
         snapshots: Arc<Snapshots>,
         differ: Arc<Differ>,
         leases: Arc<Leases>,
-        registry: RegistryClient,
-    ) -> Transfer {
-        Transfer {
+        settings: RegistrySettings,
+    ) -> Result<Transfer, berth_proto::errdefs::Error> {
+        let registry = RegistryClient::builder()
+            .hosts(settings.hosts.clone())
+            .build()?;
+        Ok(Transfer {
             content,
             images,
             snapshots,
             differ,
             leases,
             registry,
-        }
+            hosts: settings.hosts,
+            docker_config: settings.docker_config,
+        })
+    }
+
+    /// A client for `reference`: explicit credentials first, then the docker config's, else
+    /// anonymous (sharing the engine's connection pool).
+    fn client_for(
+        &self,
+        reference: &Reference,
+        credentials: &Option<(String, String)>,
+        plain_http: bool,
+    ) -> Result<RegistryClient, berth_proto::errdefs::Error> {
+        let keychain = match credentials {
+            Some((user, password)) if !user.is_empty() => {
+                let mut keychain = Keychain::new();
+                keychain.insert(&reference.registry, Credentials::new(user, password));
+                Some(keychain)
+            }
+            _ if self.docker_config.is_file() => {
+                let keychain = Keychain::from_docker_config_file(&self.docker_config)?;
+                keychain
+                    .get(&reference.registry)
+                    .is_some()
+                    .then_some(keychain)
+            }
+            _ => None,
+        };
+        let client = match keychain {
+            Some(k) => RegistryClient::builder()
+                .hosts(self.hosts.clone())
+                .keychain(k)
+                .build()?,
+            None => self.registry.clone(),
+        };
+        Ok(client.with_plain_http(plain_http))
     }
 }
 

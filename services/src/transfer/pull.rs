@@ -17,8 +17,7 @@ use crate::{
     images::Image,
     metadata::DescriptorRecord,
     registry::{
-        Credentials, Descriptor, Keychain, ManifestDocument, Platform, Reference, RegistryClient,
-        manifest, platform,
+        Descriptor, ManifestDocument, Platform, Reference, RegistryClient, manifest, platform,
     },
     request::Scope,
 };
@@ -60,18 +59,6 @@ struct PendingLayer {
 }
 
 impl Transfer {
-    fn client(&self, opts: &PullOptions, reference: &Reference) -> Result<RegistryClient, Error> {
-        let client = match &opts.credentials {
-            Some((user, password)) if !user.is_empty() => {
-                let mut keychain = Keychain::new();
-                keychain.insert(&reference.registry, Credentials::new(user, password));
-                RegistryClient::builder().keychain(keychain).build()?
-            }
-            _ => self.registry.clone(),
-        };
-        Ok(client.with_plain_http(opts.plain_http))
-    }
-
     /// Pulls `opts.reference` into `namespace`, reporting to `tx`; returns the image's name
     /// and target digest.
     pub async fn pull(
@@ -81,7 +68,7 @@ impl Transfer {
         tx: ProgressTx,
     ) -> Result<(String, Digest), Error> {
         let reference = Reference::parse(&opts.reference)?;
-        let client = self.client(&opts, &reference)?;
+        let client = self.client_for(&reference, &opts.credentials, opts.plain_http)?;
         let lease = format!("pull-{}", uuid::Uuid::new_v4());
         let expire = chrono::Utc::now() + chrono::Duration::hours(1);
         self.leases.create(

@@ -11,8 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ProgressTx, Transfer, report};
 use crate::registry::{
-    Credentials, Descriptor, Keychain, ManifestDocument, Platform, Reference, RegistryClient,
-    manifest, platform,
+    Descriptor, ManifestDocument, Platform, Reference, RegistryClient, manifest, platform,
 };
 
 /// What a push asks for.
@@ -51,15 +50,7 @@ impl Transfer {
         let mount_from = source
             .filter(|s| s.registry == dest.registry)
             .map(|s| s.repository);
-        let client = match &opts.credentials {
-            Some((user, password)) if !user.is_empty() => {
-                let mut keychain = Keychain::new();
-                keychain.insert(&dest.registry, Credentials::new(user, password));
-                RegistryClient::builder().keychain(keychain).build()?
-            }
-            _ => self.registry.clone(),
-        }
-        .with_plain_http(opts.plain_http);
+        let client = self.client_for(&dest, &opts.credentials, opts.plain_http)?;
 
         let top_digest = Digest::parse(&record.target.digest)?;
         let top_type = record.target.media_type.clone();

@@ -12,16 +12,27 @@ use containerd_client::tonic::{Request, transport::Channel};
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    config: String,
 }
 
 impl Daemon {
     /// Starts berthd in a fresh temp dir and waits until it answers `Version`.
     pub fn start() -> Daemon {
+        Daemon::start_with_config("")
+    }
+
+    /// Starts berthd with `config` (TOML; `{dir}` stands for the daemon's temp dir).
+    pub fn start_with_config(config: &str) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-it-")
             .tempdir()
             .expect("tempdir");
-        let mut d = Daemon { dir, child: None };
+        let config = config.replace("{dir}", &dir.path().display().to_string());
+        let mut d = Daemon {
+            dir,
+            child: None,
+            config,
+        };
         d.spawn();
         d
     }
@@ -45,9 +56,9 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .expect("log file");
-        // An explicit --config must exist: give each daemon an empty one (all defaults).
+        // An explicit --config must exist: give each daemon its own (empty: all defaults).
         let config = self.dir.path().join("config.toml");
-        std::fs::write(&config, "").expect("config file");
+        std::fs::write(&config, &self.config).expect("config file");
         let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
             .arg("--root")
             .arg(self.root())

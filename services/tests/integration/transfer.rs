@@ -201,3 +201,27 @@ fn berthctl_push_to_another_repository_and_pull_back() {
         text(&out)
     );
 }
+
+#[test]
+fn credentials_come_from_the_configured_docker_config() {
+    use base64::Engine as _;
+    let d = Daemon::start_with_config("[registry]\ndocker_config = \"{dir}/docker.json\"\n");
+    let _ = ctr_or_skip!(d, &["version"]);
+    let Some(reg) = Registry::start_with_auth(Some(("bob", "hunter2"))) else {
+        return;
+    };
+    let (_tmp, layout) = layout_dir();
+    write_layout(&layout, "1", &[vec![Entry::File("f", b"f")]], "linux/amd64");
+    reg.push_layout_as(&layout, "1", "lab/conf", Some("bob:hunter2"));
+    let image = format!("{}/lab/conf:1", reg.addr);
+    let out = berthctl(&d, "default", &["pull", "--plain-http", &image]);
+    assert!(!out.status.success(), "pulled without credentials");
+    let auth = base64::engine::general_purpose::STANDARD.encode("bob:hunter2");
+    std::fs::write(
+        d.dir.path().join("docker.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.addr),
+    )
+    .unwrap();
+    let out = berthctl(&d, "default", &["pull", "--plain-http", &image]);
+    assert!(out.status.success(), "{}", text(&out));
+}
