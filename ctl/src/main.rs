@@ -50,6 +50,12 @@ enum Command {
     Pull(commands::pull::Args),
     /// Push an image to a registry.
     Push(commands::push::Args),
+    /// Load images from an OCI or `docker save` tarball.
+    Load(commands::archive::LoadArgs),
+    /// Create an image from a root filesystem tarball.
+    Import(commands::archive::ImportArgs),
+    /// Save images to a tarball.
+    Save(commands::archive::SaveArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +78,9 @@ fn main() -> ExitCode {
             Command::Plugins(args) => commands::plugins::run(args, &client).await,
             Command::Pull(args) => commands::pull::run(args, &client).await,
             Command::Push(args) => commands::push::run(args, &client).await,
+            Command::Load(args) => commands::archive::load(args, &client).await,
+            Command::Import(args) => commands::archive::import(args, &client).await,
+            Command::Save(args) => commands::archive::save(args, &client).await,
         }
     });
     match result {

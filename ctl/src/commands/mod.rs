@@ -1,5 +1,6 @@
 //! One module per verb: a clap `Args` struct and `run(args, &Client)`.
 
+pub mod archive;
 pub mod namespace;
 pub mod plugins;
 pub mod pull;

@@ -3,13 +3,15 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use berth_proto::berth::transfer::v1::{Progress, PullRequest, PushRequest, transfer_server};
+use berth_proto::berth::transfer::v1::{
+    ExportChunk, ExportRequest, ImportRequest, Progress, PullRequest, PushRequest, transfer_server,
+};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
-use super::{PullOptions, PushOptions, Transfer};
+use super::{ImportOptions, PullOptions, PushOptions, Transfer};
 use crate::request;
 
 /// The gRPC face of [`Transfer`].
@@ -67,6 +69,69 @@ impl transfer_server::Transfer for Service {
         Ok(Response::new(run_streamed(move |tx| async move {
             transfer.push(&ns, opts, tx).await.map(|_| ())
         })))
+    }
+
+    type ImportStream = BoxStream<Progress>;
+
+    async fn import(
+        &self,
+        req: Request<Streaming<ImportRequest>>,
+    ) -> Result<Response<Self::ImportStream>, Status> {
+        let ns = request::namespace(&req)?;
+        let mut inbound = req.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("import stream is empty"))?;
+        let opts = Service::import_options(&first);
+        let (data_tx, data_rx) = mpsc::channel::<bytes::Bytes>(8);
+        tokio::spawn(async move {
+            if !first.data.is_empty() && data_tx.send(first.data.into()).await.is_err() {
+                return;
+            }
+            while let Ok(Some(msg)) = inbound.message().await {
+                if !msg.data.is_empty() && data_tx.send(msg.data.into()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let transfer = self.transfer.clone();
+        Ok(Response::new(run_streamed(move |tx| async move {
+            transfer.import(&ns, opts, data_rx, tx).await
+        })))
+    }
+
+    type ExportStream = BoxStream<ExportChunk>;
+
+    async fn export(
+        &self,
+        req: Request<ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        let ns = request::namespace(&req)?;
+        let r = req.into_inner();
+        let (mut data, mut failed) = self.transfer.export(&ns, r.images, &r.platform)?;
+        let stream = async_stream::stream! {
+            while let Some(chunk) = data.recv().await {
+                yield Ok(ExportChunk { data: chunk.to_vec() });
+            }
+            if let Ok(err) = failed.try_recv() {
+                yield Err(Status::from(err));
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+impl Service {
+    fn import_options(first: &ImportRequest) -> ImportOptions {
+        let o = first.options.clone().unwrap_or_default();
+        ImportOptions {
+            format: o.format,
+            name: o.name,
+            skip_unpack: o.skip_unpack,
+            snapshotter: o.snapshotter,
+            platform: o.platform,
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! time) while unpacking proceeds in order: each layer is applied as soon as it is stored and
 //! its parent snapshot is committed, so unpacking overlaps with the downloads after it.
 
+mod archive;
 pub mod grpc;
 mod pull;
 mod push;
@@ -27,6 +28,7 @@ use crate::{
     snapshots::Snapshots,
 };
 
+pub use archive::ImportOptions;
 pub use pull::PullOptions;
 pub use push::PushOptions;
 

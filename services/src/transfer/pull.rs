@@ -255,7 +255,7 @@ impl Transfer {
     }
 
     /// Stores small bytes (manifests, indexes) with labels.
-    async fn store_bytes(
+    pub(super) async fn store_bytes(
         &self,
         scope: &Scope,
         digest: &Digest,
@@ -364,7 +364,7 @@ impl Transfer {
     }
 
     /// Applies the layers in order onto `snapshotter`, skipping chains already unpacked.
-    async fn unpack(
+    pub(super) async fn unpack(
         self: &Arc<Self>,
         scope: &Scope,
         snapshotter: &str,

@@ -1,6 +1,7 @@
 //! berthd integration tests: a private daemon per test, driven by real clients (containerd's
 //! Go `ctr` where installed, and containerd's gRPC API through the `containerd-client` crate).
 
+mod archives;
 mod bad_input;
 mod content;
 mod crash;
