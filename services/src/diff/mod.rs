@@ -194,11 +194,21 @@ impl Differ {
             }
         };
         let upper = self.target(right)?;
+        // An overlay upper dir is the change set by itself; otherwise compare with the lower
+        // tree, which may be (and usually is) a read-only view.
         let lower = match left {
+            _ if upper.overlay => None,
             [] => None,
+            [mount] if is_bind(mount) => Some(self.inside_roots(Path::new(&mount.source))?),
             mounts => {
-                let t = self.target(mounts)?;
-                Some(t.dir)
+                return Err(Error::new(
+                    Kind::NotImplemented,
+                    format!(
+                        "diffing against {} mounts of type {:?} is not supported: not implemented",
+                        mounts.len(),
+                        mounts.first().map(|m| m.kind.as_str()).unwrap_or_default()
+                    ),
+                ));
             }
         };
         let reference = if reference.is_empty() {

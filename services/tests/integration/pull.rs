@@ -210,3 +210,103 @@ fn ctr_images_pull_unpacks_whiteouts_opaque_dirs_and_symlinks() {
         "content left"
     );
 }
+
+#[test]
+fn snapshot_diffs_become_layers_for_both_snapshotters() {
+    let d = Daemon::start();
+    let _ = ctr_or_skip!(d, &["version"]);
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let Some(reg) = Registry::start() else { return };
+    let (_tmp, layout) = layout_dir();
+    write_layout(
+        &layout,
+        "1",
+        &[vec![
+            Entry::Dir("etc/"),
+            Entry::File("etc/keep", b"k"),
+            Entry::File("etc/drop", b"d"),
+        ]],
+        "linux/amd64",
+    );
+    reg.push_layout(&layout, "1", "lab/diff");
+    let image = format!("{}/lab/diff:1", reg.addr);
+    for sn in ["overlayfs", "native"] {
+        let run = |args: &[&str]| {
+            let mut full = vec!["snapshots", "--snapshotter", sn];
+            full.extend_from_slice(args);
+            let out = d.ctr(&full).unwrap().output().unwrap();
+            assert!(
+                out.status.success(),
+                "{sn} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        let out = d
+            .ctr(&[
+                "images",
+                "pull",
+                "--plain-http",
+                "--snapshotter",
+                sn,
+                "--print-chainid",
+                &image,
+            ])
+            .unwrap()
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text}");
+        let chain = text
+            .lines()
+            .find_map(|l| l.strip_prefix("image chain ID: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        run(&["prepare", "work", &chain]);
+        let target = d.dir.path().join(format!("mnt-{sn}"));
+        std::fs::create_dir_all(&target).unwrap();
+        let cmd = String::from_utf8_lossy(&run(&["mounts", target.to_str().unwrap(), "work"]))
+            .to_string();
+        assert!(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd.trim())
+                .status()
+                .unwrap()
+                .success()
+        );
+        {
+            let _m = Mounted(target.clone());
+            std::fs::write(target.join("etc/new"), b"new").unwrap();
+            std::fs::remove_file(target.join("etc/drop")).unwrap();
+        }
+        let tar = run(&[
+            "diff",
+            "--media-type",
+            "application/vnd.oci.image.layer.v1.tar",
+            "work",
+        ]);
+        let mut names: Vec<String> = tar::Archive::new(tar.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert!(
+            names.iter().any(|n| n.ends_with("etc/new")),
+            "{sn}: {names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.ends_with("etc/.wh.drop")),
+            "{sn}: {names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n.ends_with("etc/keep")),
+            "{sn}: {names:?}"
+        );
+        run(&["rm", "work"]);
+    }
+}
