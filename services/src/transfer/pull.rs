@@ -8,7 +8,7 @@ use berth_proto::{
     digest::Digest,
     errdefs::{Error, Kind},
 };
-use futures::{StreamExt, stream::FuturesUnordered};
+use futures::StreamExt;
 use tokio::sync::Semaphore;
 
 use super::{DEFAULT_SNAPSHOTTER, PARALLEL_DOWNLOADS, ProgressTx, Transfer, report};
@@ -50,6 +50,15 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
         out.push(next);
     }
     out
+}
+
+/// A download task that is cancelled if the pull gives up before it finishes.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<(), Error>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A layer of a manifest being pulled, with its place in the stack.
@@ -117,7 +126,12 @@ impl Transfer {
             "all" => None,
             p => Some(Platform::parse(p)?),
         };
-        let mut unpack_manifest = None;
+        let snapshotter = if opts.snapshotter.is_empty() {
+            DEFAULT_SNAPSHOTTER.to_string()
+        } else {
+            opts.snapshotter.clone()
+        };
+        let mut unpacked = opts.skip_unpack;
         match manifest::parse(&media_type, &bytes)? {
             ManifestDocument::Index(index) => {
                 let chosen: Vec<Descriptor> = match &wanted {
@@ -136,39 +150,34 @@ impl Transfer {
                         m.digest.to_string(),
                     );
                     let (mt, body) = client.fetch_manifest(reference, &m.digest).await?;
-                    let config = self
-                        .pull_manifest(scope, client, reference, m, &mt, body, tx)
-                        .await?;
                     let host = Platform::host();
-                    if unpack_manifest.is_none()
+                    let unpack_this = !unpacked
                         && m.platform.as_ref().is_none_or(|p| match &wanted {
                             Some(w) => w.matches(p),
                             None => host.matches(p),
-                        })
-                    {
-                        unpack_manifest = Some(config);
-                    }
+                        });
+                    unpacked |= unpack_this;
+                    let into = unpack_this.then_some(snapshotter.as_str());
+                    self.pull_manifest(scope, client, reference, m, &mt, body, into, tx)
+                        .await?;
                 }
                 self.store_bytes(scope, &target.digest, &bytes, labels)
                     .await?;
             }
             ManifestDocument::Manifest(_) => {
-                let config = self
-                    .pull_manifest(scope, client, reference, &target, &media_type, bytes, tx)
-                    .await?;
-                unpack_manifest = Some(config);
-            }
-        }
-        if !opts.skip_unpack
-            && let Some((config, layers)) = unpack_manifest
-        {
-            let snapshotter = if opts.snapshotter.is_empty() {
-                DEFAULT_SNAPSHOTTER.to_string()
-            } else {
-                opts.snapshotter.clone()
-            };
-            self.unpack(scope, &snapshotter, &config, &layers, tx)
+                let into = (!unpacked).then_some(snapshotter.as_str());
+                self.pull_manifest(
+                    scope,
+                    client,
+                    reference,
+                    &target,
+                    &media_type,
+                    bytes,
+                    into,
+                    tx,
+                )
                 .await?;
+            }
         }
         let image = Image {
             name: name.clone(),
@@ -209,8 +218,9 @@ impl Transfer {
         desc: &Descriptor,
         media_type: &str,
         body: bytes::Bytes,
+        unpack_into: Option<&str>,
         tx: &ProgressTx,
-    ) -> Result<(Descriptor, Vec<Descriptor>), Error> {
+    ) -> Result<(), Error> {
         let ManifestDocument::Manifest(m) = manifest::parse(media_type, &body)? else {
             return Err(Error::invalid(format!(
                 "{} is an index inside an index",
@@ -229,8 +239,11 @@ impl Transfer {
         }
         self.fetch_blob(scope, client, reference, &m.config, tx)
             .await?;
+        // Downloads start in layer order (the semaphore is fair), a bounded number at a time;
+        // unpacking follows behind them, each layer as soon as it is stored and its parent
+        // is committed.
         let sem = Arc::new(Semaphore::new(PARALLEL_DOWNLOADS));
-        let mut downloads = FuturesUnordered::new();
+        let mut downloads: Vec<AbortOnDrop> = Vec::with_capacity(m.layers.len());
         for layer in &m.layers {
             let sem = sem.clone();
             let this = self.clone();
@@ -241,17 +254,34 @@ impl Transfer {
                 layer.clone(),
                 tx.clone(),
             );
-            downloads.push(tokio::spawn(async move {
+            downloads.push(AbortOnDrop(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 this.fetch_blob(&scope, &client, &reference, &layer, &tx)
                     .await
-            }));
+            })));
         }
-        while let Some(done) = downloads.next().await {
-            done.map_err(|e| Error::internal(format!("download task: {e}")))??;
+        let plan = match unpack_into {
+            Some(_) => Some(self.unpack_plan(scope, &m.config, m.layers.len())?),
+            None => None,
+        };
+        for (i, download) in downloads.iter_mut().enumerate() {
+            (&mut download.0)
+                .await
+                .map_err(|e| Error::internal(format!("download task: {e}")))??;
+            if let (Some(snapshotter), Some((diff_ids, chains))) = (unpack_into, &plan) {
+                let pending = PendingLayer {
+                    index: i,
+                    desc: m.layers[i].clone(),
+                };
+                self.unpack_layer(scope, snapshotter, &pending, chains, diff_ids, tx)
+                    .await?;
+            }
+        }
+        if let (Some(snapshotter), Some((_, chains))) = (unpack_into, &plan) {
+            self.label_unpacked(scope, snapshotter, &m.config, chains)?;
         }
         self.store_bytes(scope, &desc.digest, &body, labels).await?;
-        Ok((m.config.clone(), m.layers.clone()))
+        Ok(())
     }
 
     /// Stores small bytes (manifests, indexes) with labels.
@@ -363,15 +393,13 @@ impl Transfer {
         Ok(())
     }
 
-    /// Applies the layers in order onto `snapshotter`, skipping chains already unpacked.
-    pub(super) async fn unpack(
-        self: &Arc<Self>,
+    /// Reads the diff IDs from `config` and computes the chain IDs of its `layers` layers.
+    fn unpack_plan(
+        &self,
         scope: &Scope,
-        snapshotter: &str,
         config: &Descriptor,
-        layers: &[Descriptor],
-        tx: &ProgressTx,
-    ) -> Result<(), Error> {
+        layers: usize,
+    ) -> Result<(Vec<String>, Vec<String>), Error> {
         let (file, _) = self.content.reader(&scope.namespace, &config.digest)?;
         let parsed: serde_json::Value = serde_json::from_reader(std::io::BufReader::new(file))
             .map_err(|e| Error::invalid(format!("image config {}: {e}", config.digest)))?;
@@ -383,23 +411,26 @@ impl Transfer {
                     .collect()
             })
             .unwrap_or_default();
-        if diff_ids.len() != layers.len() {
+        if diff_ids.len() != layers {
             return Err(Error::invalid(format!(
                 "image config {} lists {} diff ids for {} layers",
                 config.digest,
                 diff_ids.len(),
-                layers.len()
+                layers
             )));
         }
         let chains = chain_ids(&diff_ids);
-        for (i, layer) in layers.iter().enumerate() {
-            let pending = PendingLayer {
-                index: i,
-                desc: layer.clone(),
-            };
-            self.unpack_layer(scope, snapshotter, &pending, &chains, &diff_ids, tx)
-                .await?;
-        }
+        Ok((diff_ids, chains))
+    }
+
+    /// Roots the unpacked chain at the config, as containerd labels it.
+    fn label_unpacked(
+        &self,
+        scope: &Scope,
+        snapshotter: &str,
+        config: &Descriptor,
+        chains: &[String],
+    ) -> Result<(), Error> {
         if let Some(top) = chains.last() {
             let change = crate::content::LabelUpdate::Keys(vec![(
                 format!("containerd.io/gc.ref.snapshot.{snapshotter}"),
@@ -409,6 +440,27 @@ impl Transfer {
                 .update(&scope.namespace, &config.digest, change)?;
         }
         Ok(())
+    }
+
+    /// Applies stored layers in order onto `snapshotter`, skipping chains already unpacked.
+    pub(super) async fn unpack(
+        self: &Arc<Self>,
+        scope: &Scope,
+        snapshotter: &str,
+        config: &Descriptor,
+        layers: &[Descriptor],
+        tx: &ProgressTx,
+    ) -> Result<(), Error> {
+        let (diff_ids, chains) = self.unpack_plan(scope, config, layers.len())?;
+        for (i, layer) in layers.iter().enumerate() {
+            let pending = PendingLayer {
+                index: i,
+                desc: layer.clone(),
+            };
+            self.unpack_layer(scope, snapshotter, &pending, &chains, &diff_ids, tx)
+                .await?;
+        }
+        self.label_unpacked(scope, snapshotter, config, &chains)
     }
 
     async fn unpack_layer(
