@@ -225,3 +225,114 @@ fn credentials_come_from_the_configured_docker_config() {
     let out = berthctl(&d, "default", &["pull", "--plain-http", &image]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// A loopback TCP proxy to `upstream` that sends the upstream's bytes at `bytes_per_sec`.
+async fn slow_proxy(upstream: String, bytes_per_sec: u64) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                });
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    let Ok(n) = sr.read(&mut buf).await else {
+                        break;
+                    };
+                    if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let pause = std::time::Duration::from_secs_f64(n as f64 / bytes_per_sec as f64);
+                    tokio::time::sleep(pause).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_interrupted_by_a_daemon_crash_resumes_where_it_stopped() {
+    let mut d = Daemon::start();
+    if d.ctr(&["version"]).is_none() {
+        return;
+    }
+    let Some(reg) = Registry::start() else { return };
+    let (_tmp, layout) = layout_dir();
+    // 24 MiB that gzip cannot shrink.
+    let mut noise = vec![0u8; 24 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    write_layout(
+        &layout,
+        "1",
+        &[vec![Entry::File("noise", &noise)]],
+        "linux/amd64",
+    );
+    reg.push_layout(&layout, "1", "lab/big");
+    let proxy = slow_proxy(reg.addr.clone(), 6 << 20).await;
+    let image = format!("{proxy}/lab/big:1");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berthctl");
+    let mut pull = std::process::Command::new(&bin)
+        .arg("--address")
+        .arg(d.socket())
+        .args(["pull", "--plain-http", &image])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until part of the layer is stored, then crash the daemon.
+    let mut offset = 0;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let out = d.ctr(&["content", "active"]).unwrap().output().unwrap();
+        let t = String::from_utf8_lossy(&out.stdout).to_string();
+        if let Some(line) = t.lines().find(|l| l.starts_with("layer-")) {
+            let mb: f64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.trim_end_matches("MB").trim_end_matches("kB").parse().ok())
+                .unwrap_or(0.0);
+            if mb > 1.0 {
+                offset = 1;
+                break;
+            }
+        }
+    }
+    assert!(offset > 0, "the layer never started downloading");
+    d.kill();
+    let _ = pull.wait();
+    d.restart();
+    let out = d.ctr(&["content", "active"]).unwrap().output().unwrap();
+    let active = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        active.contains("layer-sha256:"),
+        "partial ingest lost: {active}"
+    );
+    // Pulling again finishes the same ingest (HTTP Range from its offset) and verifies it.
+    let out = std::process::Command::new(&bin)
+        .arg("--address")
+        .arg(d.socket())
+        .args(["pull", "--plain-http", &image])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = d.ctr(&["content", "active"]).unwrap().output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("layer-"));
+    let out = d.ctr(&["snapshots", "ls"]).unwrap().output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+}
