@@ -244,10 +244,7 @@ async fn slow_proxy(upstream: String, bytes_per_sec: u64) -> String {
                     let _ = tokio::io::copy(&mut cr, &mut sw).await;
                 });
                 let mut buf = vec![0u8; 64 << 10];
-                loop {
-                    let Ok(n) = sr.read(&mut buf).await else {
-                        break;
-                    };
+                while let Ok(n) = sr.read(&mut buf).await {
                     if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
