@@ -56,6 +56,10 @@ enum Command {
     Import(commands::archive::ImportArgs),
     /// Save images to a tarball.
     Save(commands::archive::SaveArgs),
+    /// Store registry credentials.
+    Login(commands::login::LoginArgs),
+    /// Remove registry credentials.
+    Logout(commands::login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,8 +75,14 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // Credentials are local files: no daemon needed.
+        let command = match cli.command {
+            Command::Login(args) => return commands::login::login(args),
+            Command::Logout(args) => return commands::login::logout(args),
+            other => other,
+        };
         let client = client::Client::connect(&cli.address, &cli.namespace).await?;
-        match cli.command {
+        match command {
             Command::Version(args) => commands::version::run(args, &client).await,
             Command::Namespace(args) => commands::namespace::run(args, &client).await,
             Command::Plugins(args) => commands::plugins::run(args, &client).await,
@@ -81,6 +91,7 @@ fn main() -> ExitCode {
             Command::Load(args) => commands::archive::load(args, &client).await,
             Command::Import(args) => commands::archive::import(args, &client).await,
             Command::Save(args) => commands::archive::save(args, &client).await,
+            Command::Login(_) | Command::Logout(_) => Ok(()),
         }
     });
     match result {

@@ -216,14 +216,32 @@ fn credentials_come_from_the_configured_docker_config() {
     let image = format!("{}/lab/conf:1", reg.addr);
     let out = berthctl(&d, "default", &["pull", "--plain-http", &image]);
     assert!(!out.status.success(), "pulled without credentials");
+    // `berthctl login` writes the docker config the daemon reads.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berthctl");
+    let config = d.dir.path().join("docker.json");
+    let mut login = std::process::Command::new(&bin)
+        .args(["login", "--username", "bob", "--password-stdin", "--config"])
+        .arg(&config)
+        .arg(&reg.addr)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(login.stdin.as_mut().unwrap(), b"hunter2\n").unwrap();
+    assert!(login.wait().unwrap().success());
+    let stored = std::fs::read_to_string(&config).unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode("bob:hunter2");
-    std::fs::write(
-        d.dir.path().join("docker.json"),
-        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.addr),
-    )
-    .unwrap();
+    assert!(stored.contains(&auth), "{stored}");
     let out = berthctl(&d, "default", &["pull", "--plain-http", &image]);
     assert!(out.status.success(), "{}", text(&out));
+    let out = std::process::Command::new(&bin)
+        .args(["logout", "--config"])
+        .arg(&config)
+        .arg(&reg.addr)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!std::fs::read_to_string(&config).unwrap().contains(&auth));
 }
 
 /// A loopback TCP proxy to `upstream` that sends the upstream's bytes at `bytes_per_sec`.
