@@ -8,6 +8,7 @@
 //!
 //! * [`metadata`] owns the sled database: namespaced records behind one module;
 //! * [`content`] stores blobs by digest on disk and records per namespace who sees them;
+//! * [`containers`] records what a container is made of (image, snapshot, runtime, spec);
 //! * [`images`] names content graphs (manifests, indexes) and roots them for collection;
 //! * [`namespaces`], [`leases`] and [`events`] are the tenancy, protection and notification
 //!   services;
@@ -24,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod containers;
 pub mod content;
 pub mod diff;
 pub mod events;

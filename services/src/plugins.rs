@@ -13,6 +13,7 @@ use tonic::service::RoutesBuilder;
 
 use crate::{
     config::Config,
+    containers::{self, Containers},
     content::{self, Content, store::LocalStore},
     diff::{self, Differ},
     events::{self, Exchange},
@@ -70,6 +71,7 @@ pub struct InitContext<'a> {
     namespaces: Option<Arc<Namespaces>>,
     leases: Option<Arc<Leases>>,
     images: Option<Arc<Images>>,
+    containers: Option<Arc<Containers>>,
     snapshotters: Snapshotters,
     snapshot_gate: Arc<RwLock<()>>,
     snapshots: Option<Arc<Snapshots>>,
@@ -179,6 +181,12 @@ pub const BUILTINS: &[Plugin] = &[
         init: init_images_service,
     },
     Plugin {
+        kind: types::SERVICE,
+        id: "containers-service",
+        requires: &[types::METADATA, types::EVENT, types::GC],
+        init: init_containers_service,
+    },
+    Plugin {
         kind: types::LEASE,
         id: "manager",
         requires: &[types::METADATA, types::GC],
@@ -231,6 +239,12 @@ pub const BUILTINS: &[Plugin] = &[
         id: "snapshots",
         requires: &[types::SERVICE],
         init: init_grpc_snapshots,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "containers",
+        requires: &[types::SERVICE],
+        init: init_grpc_containers,
     },
     Plugin {
         kind: types::GRPC,
@@ -338,6 +352,7 @@ pub fn init_all(config: &Config) -> Result<RoutesBuilder, Error> {
         namespaces: None,
         leases: None,
         images: None,
+        containers: None,
         snapshotters: Snapshotters::new(),
         snapshot_gate: Arc::new(RwLock::new(())),
         snapshots: None,
@@ -427,6 +442,15 @@ fn init_namespaces_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), E
 
 fn init_images_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
     cx.images = Some(Arc::new(Images::new(cx.store()?, cx.exchange()?, cx.gc()?)));
+    Ok(())
+}
+
+fn init_containers_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    cx.containers = Some(Arc::new(Containers::new(
+        cx.store()?,
+        cx.exchange()?,
+        cx.gc()?,
+    )));
     Ok(())
 }
 
@@ -536,6 +560,18 @@ fn init_grpc_snapshots(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error
         .ok_or_else(|| missing("snapshots service"))?;
     let svc = server::snapshots::v1::snapshots_server::SnapshotsServer::new(
         snapshots::grpc::Service::new(sn),
+    );
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_grpc_containers(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let c = cx
+        .containers
+        .clone()
+        .ok_or_else(|| missing("containers service"))?;
+    let svc = server::containers::v1::containers_server::ContainersServer::new(
+        containers::grpc::Service::new(c),
     );
     cx.routes.add_service(limits!(cx, svc));
     Ok(())

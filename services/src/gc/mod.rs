@@ -1,6 +1,6 @@
 //! Garbage collection on containerd's model: mark from roots, sweep the rest.
 //!
-//! Roots are images (their targets and label references), leases that have not expired (and
+//! Roots are images (their targets and label references), containers (their snapshots), leases that have not expired (and
 //! the resources they list), objects labelled `containerd.io/gc.root`, and unfinished ingests. From each marked object the collector
 //! follows `containerd.io/gc.ref.content.*` and `containerd.io/gc.ref.snapshot.*` labels,
 //! except below a lease labelled `containerd.io/gc.flat`. Unmarked content records and expired
@@ -24,8 +24,8 @@ use berth_proto::errdefs::Error;
 use crate::{
     content::store::LocalStore,
     metadata::{
-        ContentRecord, ImageRecord, Key, LeaseRecord, NamespaceRecord, SnapshotRecord, Store,
-        Update,
+        ContainerRecord, ContentRecord, ImageRecord, Key, LeaseRecord, NamespaceRecord,
+        SnapshotRecord, Store, Update,
     },
     snapshots::Snapshotters,
 };
@@ -229,6 +229,16 @@ fn sweep_metadata(
                     queue.push(reference);
                 }
             }
+        }
+        for (_, record) in u.scan::<ContainerRecord>(&Key::bucket(&ns, "containers"))? {
+            let container = crate::containers::decode(&record)?;
+            if !container.snapshot_key.is_empty() {
+                queue.push(Reference::Snapshot {
+                    snapshotter: container.snapshotter.clone(),
+                    key: container.snapshot_key.clone(),
+                });
+            }
+            queue.extend(labels::references(&container.labels));
         }
         for (_, image) in u.scan::<ImageRecord>(&Key::bucket(&ns, "images"))? {
             queue.push(Reference::Content(image.target.digest.clone()));

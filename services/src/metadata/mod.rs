@@ -10,6 +10,7 @@
 //! v1 ␀ ns ␀ <ns> ␀ content ␀ <digest>            → ContentRecord
 //! v1 ␀ ns ␀ <ns> ␀ leases ␀ <id>                 → LeaseRecord (its resources inside)
 //! v1 ␀ ns ␀ <ns> ␀ images ␀ <name>               → ImageRecord
+//! v1 ␀ ns ␀ <ns> ␀ containers ␀ <id>             → ContainerRecord
 //! v1 ␀ snapshotters ␀ <name> ␀ <ns>/<key>        → SnapshotRecord (one tree per snapshotter)
 //! meta ␀ snapshot-id ␀ <name>                    → the snapshotter's id counter
 //! v1 ␀ ns ␀ <ns> ␀ <bucket> ␀ …                  → records of later services (images, containers, snapshots)
@@ -36,8 +37,8 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use keys::Key;
 pub use records::{
-    ContentRecord, DescriptorRecord, ImageRecord, LeaseRecord, LeaseResource, NamespaceRecord,
-    SnapshotRecord, Timestamp,
+    ContainerRecord, ContentRecord, DescriptorRecord, ImageRecord, LeaseRecord, LeaseResource,
+    NamespaceRecord, SnapshotRecord, Timestamp,
 };
 
 /// The metadata database.

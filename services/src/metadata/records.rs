@@ -129,3 +129,11 @@ pub struct SnapshotRecord {
     /// Inodes used (committed snapshots).
     pub inodes: i64,
 }
+
+/// A container: containerd's `Container` message, stored as its protobuf encoding (base64) so
+/// every field, including the spec and extensions, round-trips exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// Base64 of the encoded `containerd.services.containers.v1.Container`.
+    pub proto: String,
+}

@@ -3,6 +3,7 @@
 
 mod archives;
 mod bad_input;
+mod containers;
 mod content;
 mod crash;
 mod ctr;
