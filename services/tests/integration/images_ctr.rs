@@ -122,7 +122,64 @@ fn a_128_layer_image_unpacks() {
     write_layout(&layout, "1", &layers, "linux/amd64");
     reg.push_layout(&layout, "1", "lab/deep");
     let image = format!("{}/lab/deep:1", reg.addr);
-    ctr(&d, &["images", "pull", "--plain-http", &image]);
+    let out = ctr(
+        &d,
+        &["images", "pull", "--plain-http", "--print-chainid", &image],
+    );
+    let chain = out
+        .lines()
+        .find_map(|l| l.strip_prefix("image chain ID: "))
+        .unwrap()
+        .trim()
+        .to_string();
     let snaps = ctr(&d, &["snapshots", "ls"]);
     assert_eq!(snaps.lines().count(), 129, "{snaps}");
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    // The view's overlay mount lists 128 lowerdirs, far beyond one page of mount data;
+    // Berth's mounter compacts it, and the merged tree shows every layer.
+    ctr(&d, &["snapshots", "view", "deep-view", &chain]);
+    let mounts = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient::new(
+            d.channel().await,
+        )
+        .mounts(crate::daemon::ns(
+            "default",
+            containerd_client::services::v1::snapshots::MountsRequest {
+                snapshotter: "overlayfs".into(),
+                key: "deep-view".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .mounts
+    });
+    assert_eq!(mounts.len(), 1);
+    let m = &mounts[0];
+    let data: usize = m.options.iter().map(|o| o.len() + 1).sum();
+    assert!(
+        data > 4096,
+        "expected a deep option string, got {data} bytes"
+    );
+    let mount = berth_snapshotter::mount::Mount {
+        kind: m.r#type.clone(),
+        source: m.source.clone(),
+        options: m.options.clone(),
+    };
+    let target = d.dir.path().join("deep-mnt");
+    std::fs::create_dir_all(&target).unwrap();
+    use berth_snapshotter::mount::Mounter as _;
+    let mounter = berth_snapshotter::snapshots::CompactingMounter::new(
+        berth_snapshotter::mount::SystemMounter,
+    );
+    mounter.mount(&mount, &target).unwrap();
+    let bottom = std::fs::read(target.join("layer-000"));
+    let top = std::fs::read(target.join("layer-127"));
+    let count = std::fs::read_dir(&target).map(|r| r.count()).unwrap_or(0);
+    mounter.inner().unmount(&target, false).unwrap();
+    assert_eq!(bottom.unwrap(), b"layer-000");
+    assert_eq!(top.unwrap(), b"layer-127");
+    assert_eq!(count, 128);
 }
