@@ -177,6 +177,11 @@ impl Content {
         Ok((file, record.size))
     }
 
+    /// The file an ingest of `ns` writes to (see [`LocalStore::ingest_data_path`]).
+    pub fn ingest_data_path(&self, ns: &str, reference: &str) -> std::path::PathBuf {
+        self.blobs.ingest_data_path(ns, reference)
+    }
+
     /// The unfinished ingest `reference` of `ns`.
     pub fn status(&self, ns: &str, reference: &str) -> Result<IngestStatus, Error> {
         self.blobs.status(ns, reference)

@@ -134,6 +134,12 @@ impl LocalStore {
             .join(digest.encoded())
     }
 
+    /// The file holding the bytes of an ingest so far (readers may follow it while it grows;
+    /// at commit it is renamed into `blobs/`, so an open descriptor stays valid).
+    pub fn ingest_data_path(&self, namespace: &str, reference: &str) -> PathBuf {
+        self.ingest_dir(namespace, reference).join(DATA_FILE)
+    }
+
     fn ingest_dir(&self, namespace: &str, reference: &str) -> PathBuf {
         self.root
             .join(INGEST_DIR)

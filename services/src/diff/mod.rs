@@ -146,6 +146,18 @@ impl Differ {
     /// Applies `layer` (from the scope's namespace) onto `mounts`; returns the uncompressed
     /// digest and size.
     pub fn apply(&self, scope: &Scope, layer: &Layer, mounts: &[Mount]) -> Result<Applied, Error> {
+        let (file, _) = self.content.reader(&scope.namespace, &layer.digest)?;
+        self.apply_stream(layer, file, mounts)
+    }
+
+    /// Applies `layer` read from `reader` (for example a download still in progress) onto
+    /// `mounts`; the caller checks the returned diff ID against the image config.
+    pub fn apply_stream(
+        &self,
+        layer: &Layer,
+        reader: impl std::io::Read,
+        mounts: &[Mount],
+    ) -> Result<Applied, Error> {
         if !APPLICABLE.contains(&layer.media_type.as_str()) {
             return Err(Error::new(
                 Kind::NotImplemented,
@@ -156,12 +168,11 @@ impl Differ {
             ));
         }
         let target = self.target(mounts)?;
-        let (file, _) = self.content.reader(&scope.namespace, &layer.digest)?;
         let options = ApplyOptions {
             whiteouts: target.mode,
         };
         apply_layer(
-            BufReader::with_capacity(1 << 20, file),
+            BufReader::with_capacity(1 << 20, reader),
             &target.dir,
             &options,
         )

@@ -9,7 +9,7 @@ use berth_proto::{
     errdefs::{Error, Kind},
 };
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use super::{DEFAULT_SNAPSHOTTER, PARALLEL_DOWNLOADS, ProgressTx, Transfer, report};
 use crate::{
@@ -50,6 +50,97 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
         out.push(next);
     }
     out
+}
+
+/// How far a layer's download has come, for an unpacker following it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    /// Not started (waiting for a download slot).
+    Waiting,
+    /// Bytes are arriving in the ingest file.
+    Writing,
+    /// Stored and verified.
+    Done,
+    /// Given up.
+    Failed,
+}
+
+/// Reports a download's state; a download that ends without reaching `Done` reports `Failed`.
+struct FetchGuard(Option<watch::Sender<Fetch>>);
+
+impl FetchGuard {
+    fn set(&self, state: Fetch) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(state);
+        }
+    }
+}
+
+impl Drop for FetchGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = &self.0
+            && *tx.borrow() != Fetch::Done
+        {
+            let _ = tx.send(Fetch::Failed);
+        }
+    }
+}
+
+/// A layer's ingest file, read while its download writes it.
+struct Following {
+    path: std::path::PathBuf,
+    state: watch::Receiver<Fetch>,
+}
+
+impl Following {
+    /// Waits for the ingest file to exist and returns a reader that follows it to the end of
+    /// the download (runs on a blocking thread).
+    fn open(mut self) -> Result<FollowReader, Error> {
+        loop {
+            let state = *self.state.borrow_and_update();
+            match std::fs::File::open(&self.path) {
+                Ok(file) if state != Fetch::Waiting => {
+                    return Ok(FollowReader {
+                        file,
+                        state: self.state,
+                    });
+                }
+                _ if state == Fetch::Done || state == Fetch::Failed => {
+                    return Err(Error::new(
+                        Kind::Unavailable,
+                        "download ended before it could be followed",
+                    ));
+                }
+                _ => {
+                    if futures::executor::block_on(self.state.changed()).is_err() {
+                        return Err(Error::new(Kind::Unavailable, "download went away"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads a growing file until its download is done.
+struct FollowReader {
+    file: std::fs::File,
+    state: watch::Receiver<Fetch>,
+}
+
+impl std::io::Read for FollowReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let state = *self.state.borrow_and_update();
+            let n = self.file.read(buf)?;
+            if n > 0 || state == Fetch::Done {
+                return Ok(n);
+            }
+            if state == Fetch::Failed || futures::executor::block_on(self.state.changed()).is_err()
+            {
+                return Err(std::io::Error::other("the download failed"));
+            }
+        }
+    }
 }
 
 /// A download task that is cancelled if the pull gives up before it finishes.
@@ -237,14 +328,17 @@ impl Transfer {
                 l.digest.to_string(),
             );
         }
-        self.fetch_blob(scope, client, reference, &m.config, tx)
+        self.fetch_blob(scope, client, reference, &m.config, tx, None)
             .await?;
         // Downloads start in layer order (the semaphore is fair), a bounded number at a time;
         // unpacking follows behind them, each layer as soon as it is stored and its parent
         // is committed.
         let sem = Arc::new(Semaphore::new(PARALLEL_DOWNLOADS));
         let mut downloads: Vec<AbortOnDrop> = Vec::with_capacity(m.layers.len());
+        let mut watches: Vec<watch::Receiver<Fetch>> = Vec::with_capacity(m.layers.len());
         for layer in &m.layers {
+            let (watch_tx, watch_rx) = watch::channel(Fetch::Waiting);
+            watches.push(watch_rx);
             let sem = sem.clone();
             let this = self.clone();
             let (scope, client, reference, layer, tx) = (
@@ -256,7 +350,7 @@ impl Transfer {
             );
             downloads.push(AbortOnDrop(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                this.fetch_blob(&scope, &client, &reference, &layer, &tx)
+                this.fetch_blob(&scope, &client, &reference, &layer, &tx, Some(watch_tx))
                     .await
             })));
         }
@@ -265,15 +359,46 @@ impl Transfer {
             None => None,
         };
         for (i, download) in downloads.iter_mut().enumerate() {
-            (&mut download.0)
-                .await
-                .map_err(|e| Error::internal(format!("download task: {e}")))??;
-            if let (Some(snapshotter), Some((diff_ids, chains))) = (unpack_into, &plan) {
-                let pending = PendingLayer {
-                    index: i,
-                    desc: m.layers[i].clone(),
-                };
-                self.unpack_layer(scope, snapshotter, &pending, chains, diff_ids, tx)
+            let finished = async {
+                (&mut download.0)
+                    .await
+                    .map_err(|e| Error::internal(format!("download task: {e}")))?
+            };
+            let (Some(snapshotter), Some((diff_ids, chains))) = (unpack_into, &plan) else {
+                finished.await?;
+                continue;
+            };
+            let pending = PendingLayer {
+                index: i,
+                desc: m.layers[i].clone(),
+            };
+            if *watches[i].borrow() == Fetch::Done {
+                finished.await?;
+                self.unpack_layer(scope, snapshotter, &pending, chains, diff_ids, None, tx)
+                    .await?;
+                continue;
+            }
+            // Apply while the layer downloads, following its ingest file.
+            let follow = Following {
+                path: self
+                    .content
+                    .ingest_data_path(&scope.namespace, &format!("layer-{}", m.layers[i].digest)),
+                state: watches[i].clone(),
+            };
+            let streamed = self.unpack_layer(
+                scope,
+                snapshotter,
+                &pending,
+                chains,
+                diff_ids,
+                Some(follow),
+                tx,
+            );
+            let (downloaded, streamed) = tokio::join!(finished, streamed);
+            downloaded?;
+            if let Err(err) = streamed {
+                tracing::debug!(%err, layer = %m.layers[i].digest, "streamed apply failed; applying the stored layer");
+                self.unpack_layer(scope, snapshotter, &pending, chains, diff_ids, None, tx)
                     .await?;
             }
         }
@@ -325,10 +450,13 @@ impl Transfer {
         reference: &Reference,
         desc: &Descriptor,
         tx: &ProgressTx,
+        watch: Option<watch::Sender<Fetch>>,
     ) -> Result<(), Error> {
+        let guard = FetchGuard(watch);
         let id = desc.digest.to_string();
         if self.content.info(&scope.namespace, &desc.digest).is_ok() {
             report(tx, "exists", &id, &desc.media_type, desc.size, desc.size).await;
+            guard.set(Fetch::Done);
             return Ok(());
         }
         let content = self.content.clone();
@@ -340,6 +468,7 @@ impl Transfer {
             Ok(w) => w,
             Err(e) if e.kind == Kind::AlreadyExists => {
                 report(tx, "exists", &id, &desc.media_type, desc.size, desc.size).await;
+                guard.set(Fetch::Done);
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -353,6 +482,7 @@ impl Transfer {
             .await?;
             offset = 0;
         }
+        guard.set(Fetch::Writing);
         if offset < size {
             let mut stream = client
                 .fetch_blob(reference, &desc.digest, offset as u64)
@@ -372,6 +502,7 @@ impl Transfer {
                     let (w, result) = blocking_pair(writer, move |w| w.write(&data)).await?;
                     writer = w;
                     offset += result? as i64;
+                    guard.set(Fetch::Writing);
                     buf.reserve(1 << 20);
                     report(tx, "fetching", &id, &desc.media_type, offset, size).await;
                 }
@@ -389,6 +520,7 @@ impl Transfer {
             Err(e) if e.kind == Kind::AlreadyExists => {}
             Err(e) => return Err(e.context(format!("fetching {id}"))),
         }
+        guard.set(Fetch::Done);
         report(tx, "fetched", &id, &desc.media_type, size, size).await;
         Ok(())
     }
@@ -457,12 +589,13 @@ impl Transfer {
                 index: i,
                 desc: layer.clone(),
             };
-            self.unpack_layer(scope, snapshotter, &pending, &chains, &diff_ids, tx)
+            self.unpack_layer(scope, snapshotter, &pending, &chains, &diff_ids, None, tx)
                 .await?;
         }
         self.label_unpacked(scope, snapshotter, config, &chains)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn unpack_layer(
         self: &Arc<Self>,
         scope: &Scope,
@@ -470,6 +603,7 @@ impl Transfer {
         layer: &PendingLayer,
         chains: &[String],
         diff_ids: &[String],
+        follow: Option<Following>,
         tx: &ProgressTx,
     ) -> Result<(), Error> {
         let i = layer.index;
@@ -512,14 +646,16 @@ impl Transfer {
             let mounts = this
                 .snapshots
                 .prepare(&scope2, &sn, &key, &parent, HashMap::new())?;
-            let applied = this.differ.apply(
-                &scope2,
-                &Layer {
-                    media_type: desc.media_type.clone(),
-                    digest: desc.digest.clone(),
-                },
-                &mounts,
-            );
+            let layer = Layer {
+                media_type: desc.media_type.clone(),
+                digest: desc.digest.clone(),
+            };
+            let applied = match follow {
+                None => this.differ.apply(&scope2, &layer, &mounts),
+                Some(f) => f
+                    .open()
+                    .and_then(|reader| this.differ.apply_stream(&layer, reader, &mounts)),
+            };
             let applied = match applied {
                 Ok(a) if a.diff_id.to_string() == want => a,
                 Ok(a) => {
