@@ -13,7 +13,6 @@ use std::{
 };
 
 use berth_proto::{
-    berth::transfer::v1::Progress,
     digest::Digest,
     errdefs::{Error, Kind, io_error},
 };
@@ -23,8 +22,6 @@ use tokio::sync::mpsc;
 use super::{ProgressTx, Transfer};
 use crate::{
     diff::{MEDIA_TAR, MEDIA_TAR_GZIP},
-    images::Image,
-    metadata::DescriptorRecord,
     registry::{Descriptor, ManifestDocument, Platform, Reference, manifest, platform},
     request::Scope,
 };
@@ -154,16 +151,7 @@ impl Transfer {
             if offset > 0 {
                 w.truncate(0)?;
             }
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .map_err(|e| Error::new(Kind::DataLoss, format!("read archive: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                w.write(&buf[..n])?;
-            }
+            copy_into(reader, &mut w, "read archive")?;
         }
         match w.commit(size, expected.as_ref(), HashMap::new()) {
             Ok(d) => Ok(d),
@@ -412,16 +400,7 @@ impl Transfer {
             .starts_with(&[0x1f, 0x8b]);
         let reference = format!("import-{}", uuid::Uuid::new_v4());
         let mut w = self.content.writer(scope, &reference, 0, None)?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = buffered
-                .read(&mut buf)
-                .map_err(|e| Error::new(Kind::DataLoss, format!("read rootfs: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            w.write(&buf[..n])?;
-        }
+        copy_into(&mut buffered, &mut w, "read rootfs")?;
         let size = w.status().offset;
         if size == 0 {
             return Err(Error::invalid("the rootfs archive is empty"));
@@ -532,32 +511,7 @@ impl Transfer {
                     }
                 }
             }
-            let image = Image {
-                name: name.clone(),
-                labels: HashMap::new(),
-                target: DescriptorRecord {
-                    media_type: desc.media_type.clone(),
-                    digest: desc.digest.to_string(),
-                    size: desc.size,
-                    annotations: HashMap::new(),
-                },
-            };
-            match self.images.create(&scope.namespace, image.clone()) {
-                Ok(_) => {}
-                Err(e) if e.kind == Kind::AlreadyExists => {
-                    self.images
-                        .update(&scope.namespace, image, &["target".to_string()])?;
-                }
-                Err(e) => return Err(e),
-            }
-            let _ = tx
-                .send(Progress {
-                    event: "done".into(),
-                    id: name,
-                    digest: desc.digest.to_string(),
-                    ..Default::default()
-                })
-                .await;
+            self.name_image(&scope.namespace, &name, &desc, tx).await?;
         }
         Ok(())
     }
@@ -701,6 +655,24 @@ impl Transfer {
         file.read_to_end(&mut body)
             .map_err(|e| io_error(format!("read {digest}"), e))?;
         Ok(body)
+    }
+}
+
+/// Copies everything `reader` yields into a content writer.
+fn copy_into(
+    reader: &mut dyn Read,
+    w: &mut crate::content::Writer,
+    what: &str,
+) -> Result<(), Error> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| Error::new(Kind::DataLoss, format!("{what}: {e}")))?;
+        if n == 0 {
+            return Ok(());
+        }
+        w.write(&buf[..n])?;
     }
 }
 

@@ -119,6 +119,44 @@ impl Transfer {
     }
 }
 
+impl Transfer {
+    /// Points image `name` of `ns` at `target` (creating or updating it) and reports `done`.
+    async fn name_image(
+        &self,
+        ns: &str,
+        name: &str,
+        target: &crate::registry::Descriptor,
+        tx: &ProgressTx,
+    ) -> Result<(), berth_proto::errdefs::Error> {
+        let image = crate::images::Image {
+            name: name.to_string(),
+            labels: Default::default(),
+            target: crate::metadata::DescriptorRecord {
+                media_type: target.media_type.clone(),
+                digest: target.digest.to_string(),
+                size: target.size,
+                annotations: Default::default(),
+            },
+        };
+        match self.images.create(ns, image.clone()) {
+            Ok(_) => {}
+            Err(e) if e.kind == berth_proto::errdefs::Kind::AlreadyExists => {
+                self.images.update(ns, image, &["target".to_string()])?;
+            }
+            Err(e) => return Err(e),
+        }
+        let _ = tx
+            .send(Progress {
+                event: "done".into(),
+                id: name.to_string(),
+                digest: target.digest.to_string(),
+                ..Default::default()
+            })
+            .await;
+        Ok(())
+    }
+}
+
 /// Sends a progress event, ignoring a receiver that went away.
 async fn report(tx: &ProgressTx, event: &str, id: &str, media_type: &str, offset: i64, total: i64) {
     let _ = tx

@@ -14,8 +14,6 @@ use tokio::sync::{Semaphore, watch};
 use super::{DEFAULT_SNAPSHOTTER, PARALLEL_DOWNLOADS, ProgressTx, Transfer, report};
 use crate::{
     diff::{Layer, UNCOMPRESSED_LABEL},
-    images::Image,
-    metadata::DescriptorRecord,
     registry::{
         Descriptor, ManifestDocument, Platform, Reference, RegistryClient, manifest, platform,
     },
@@ -270,32 +268,8 @@ impl Transfer {
                 .await?;
             }
         }
-        let image = Image {
-            name: name.clone(),
-            labels: HashMap::new(),
-            target: DescriptorRecord {
-                media_type: target.media_type.clone(),
-                digest: target.digest.to_string(),
-                size: target.size,
-                annotations: HashMap::new(),
-            },
-        };
-        match self.images.create(&scope.namespace, image.clone()) {
-            Ok(_) => {}
-            Err(e) if e.kind == Kind::AlreadyExists => {
-                self.images
-                    .update(&scope.namespace, image, &["target".to_string()])?;
-            }
-            Err(e) => return Err(e),
-        }
-        let _ = tx
-            .send(Progress {
-                event: "done".into(),
-                id: name.clone(),
-                digest: target.digest.to_string(),
-                ..Default::default()
-            })
-            .await;
+        self.name_image(&scope.namespace, &name, &target, tx)
+            .await?;
         Ok((name, target.digest))
     }
 

@@ -352,5 +352,9 @@ async fn a_pull_interrupted_by_a_daemon_crash_resumes_where_it_stopped() {
     // expires, as in containerd.)
     let out = d.ctr(&["snapshots", "ls"]).unwrap().output().unwrap();
     let snaps = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(snaps.lines().filter(|l| l.contains("Committed")).count(), 1, "{snaps}");
+    assert_eq!(
+        snaps.lines().filter(|l| l.contains("Committed")).count(),
+        1,
+        "{snaps}"
+    );
 }
