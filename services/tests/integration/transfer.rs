@@ -137,6 +137,28 @@ fn berthctl_pull_with_basic_auth() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // containerd's own client, authenticating itself, pulls into berthd as well.
+    let out = d
+        .ctr(&["-n", "viactr", "images", "pull", "--plain-http", &image])
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = d
+        .ctr(&[
+            "-n",
+            "viactr",
+            "images",
+            "pull",
+            "--plain-http",
+            "--user",
+            "alice:s3cret",
+            &image,
+        ])
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
