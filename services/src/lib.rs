@@ -24,6 +24,7 @@
 //! gRPC status codes only at that edge, with the codes containerd uses.
 #![deny(missing_docs)]
 
+pub mod blocking;
 pub mod config;
 pub mod containers;
 pub mod content;

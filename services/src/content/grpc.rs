@@ -24,6 +24,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{Content, LabelUpdate, store::IngestStatus};
 use crate::{
+    blocking::run as blocking,
     metadata::{ContentRecord, Timestamp},
     request::{self, Scope},
 };
@@ -76,14 +77,6 @@ fn optional_digest(s: &str) -> Result<Option<Digest>, Error> {
     } else {
         digest(s).map(Some)
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;

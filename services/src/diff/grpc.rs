@@ -13,7 +13,7 @@ use berth_snapshotter::mount::Mount;
 use tonic::{Request, Response, Status};
 
 use super::{Differ, Layer, MEDIA_TAR};
-use crate::request::Scope;
+use crate::{blocking, request::Scope};
 
 /// The gRPC face of [`Differ`].
 pub struct Service {
@@ -37,15 +37,6 @@ fn mounts(ms: Vec<MountProto>) -> Vec<Mount> {
         .collect()
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("diff task failed: {e}")))?
-        .map_err(Status::from)
-}
-
 #[tonic::async_trait]
 impl diff_server::Diff for Service {
     async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
@@ -60,7 +51,7 @@ impl diff_server::Diff for Service {
         };
         let ms = mounts(r.mounts);
         let differ = self.differ.clone();
-        let applied = blocking(move || differ.apply(&scope, &layer, &ms)).await?;
+        let applied = blocking::run(move || differ.apply(&scope, &layer, &ms)).await?;
         Ok(Response::new(ApplyResponse {
             applied: Some(Descriptor {
                 media_type: MEDIA_TAR.to_string(),
@@ -76,9 +67,10 @@ impl diff_server::Diff for Service {
         let r = req.into_inner();
         let (left, right) = (mounts(r.left), mounts(r.right));
         let differ = self.differ.clone();
-        let (digest, size, media_type) =
-            blocking(move || differ.diff(&scope, &left, &right, &r.media_type, &r.r#ref, r.labels))
-                .await?;
+        let (digest, size, media_type) = blocking::run(move || {
+            differ.diff(&scope, &left, &right, &r.media_type, &r.r#ref, r.labels)
+        })
+        .await?;
         Ok(Response::new(DiffResponse {
             diff: Some(Descriptor {
                 media_type,

@@ -48,9 +48,8 @@ impl Service {
         f: impl FnOnce(&Snapshots) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Status> {
         let snapshots = self.snapshots.clone();
-        tokio::task::spawn_blocking(move || f(&snapshots))
+        crate::blocking::run(move || f(&snapshots))
             .await
-            .map_err(|e| Status::internal(format!("snapshot task failed: {e}")))?
             .map_err(Status::from)
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::{DEFAULT_SNAPSHOTTER, PARALLEL_DOWNLOADS, ProgressTx, Transfer, report};
 use crate::{
+    blocking::run as blocking,
     diff::{Layer, UNCOMPRESSED_LABEL},
     registry::{
         Descriptor, ManifestDocument, Platform, Reference, RegistryClient, manifest, platform,
@@ -680,14 +681,6 @@ impl Transfer {
         .await;
         Ok(())
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
 }
 
 /// Runs `f` on `w` on a blocking thread and hands `w` back with the result.
