@@ -740,20 +740,7 @@ impl Transfer {
         } else {
             None
         };
-        let lease = format!("import-{}", uuid::Uuid::new_v4());
-        let expire = chrono::Utc::now() + chrono::Duration::hours(1);
-        self.leases.create(
-            namespace,
-            &lease,
-            HashMap::from([(
-                crate::gc::labels::EXPIRE.to_string(),
-                expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            )]),
-        )?;
-        let scope = Scope {
-            namespace: namespace.to_string(),
-            lease: Some(lease.clone()),
-        };
+        let (scope, lease) = self.transfer_lease(namespace, "import")?;
         let this = self.clone();
         let (bscope, bopts) = (scope.clone(), opts.clone());
         let read = tokio::task::spawn_blocking(move || {

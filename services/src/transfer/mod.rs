@@ -119,7 +119,34 @@ impl Transfer {
     }
 }
 
+/// How long a transfer's lease protects what it stored if the transfer never finishes.
+const TRANSFER_LEASE: chrono::Duration = chrono::Duration::hours(1);
+
 impl Transfer {
+    /// Creates an expiring lease `<kind>-<uuid>` in `namespace` that holds what a transfer
+    /// stores until it names it; returns the scope to work in and the lease id to release.
+    fn transfer_lease(
+        &self,
+        namespace: &str,
+        kind: &str,
+    ) -> Result<(crate::request::Scope, String), berth_proto::errdefs::Error> {
+        let lease = format!("{kind}-{}", uuid::Uuid::new_v4());
+        let expire = chrono::Utc::now() + TRANSFER_LEASE;
+        self.leases.create(
+            namespace,
+            &lease,
+            std::collections::HashMap::from([(
+                crate::gc::labels::EXPIRE.to_string(),
+                expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )]),
+        )?;
+        let scope = crate::request::Scope {
+            namespace: namespace.to_string(),
+            lease: Some(lease.clone()),
+        };
+        Ok((scope, lease))
+    }
+
     /// Points image `name` of `ns` at `target` (creating or updating it) and reports `done`.
     async fn name_image(
         &self,

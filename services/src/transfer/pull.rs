@@ -168,20 +168,7 @@ impl Transfer {
     ) -> Result<(String, Digest), Error> {
         let reference = Reference::parse(&opts.reference)?;
         let client = self.client_for(&reference, &opts.credentials, opts.plain_http)?;
-        let lease = format!("pull-{}", uuid::Uuid::new_v4());
-        let expire = chrono::Utc::now() + chrono::Duration::hours(1);
-        self.leases.create(
-            namespace,
-            &lease,
-            HashMap::from([(
-                crate::gc::labels::EXPIRE.to_string(),
-                expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            )]),
-        )?;
-        let scope = Scope {
-            namespace: namespace.to_string(),
-            lease: Some(lease.clone()),
-        };
+        let (scope, lease) = self.transfer_lease(namespace, "pull")?;
         let result = self
             .pull_leased(&scope, &client, &reference, &opts, &tx)
             .await;

@@ -3,26 +3,9 @@
 
 use crate::{
     ctr_or_skip,
-    daemon::{Daemon, berthctl},
+    daemon::{Daemon, berthctl, ctr_ok as ctr, ok, text},
     registry::{Entry, Registry, layout_dir, write_layout},
 };
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: std::process::Output) -> String {
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ctr(d: &Daemon, args: &[&str]) -> String {
-    ok(d.ctr(args).unwrap().output().unwrap())
-}
 
 #[test]
 fn save_load_round_trips_and_interoperates_with_ctr() {

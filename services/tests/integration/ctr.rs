@@ -12,16 +12,8 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     content::{blob, digest_of},
     ctr_or_skip,
-    daemon::{Daemon, ns},
+    daemon::{Daemon, ns, text},
 };
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn ctr_version_and_plugins() {

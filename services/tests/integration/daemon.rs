@@ -166,6 +166,29 @@ pub fn which(name: &str) -> Option<PathBuf> {
     })
 }
 
+/// Standard output and error of a finished command, for assertion messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Standard output of a command that must have succeeded.
+pub fn ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `ctr` against `d` and returns its output; the command must succeed.
+pub fn ctr_ok(d: &Daemon, args: &[&str]) -> String {
+    ok(d.ctr(args)
+        .expect("ctr installed")
+        .output()
+        .expect("run ctr"))
+}
+
 /// Runs `berthctl` against this daemon in namespace `ns`.
 pub fn berthctl(d: &Daemon, ns: &str, args: &[&str]) -> std::process::Output {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berthctl");

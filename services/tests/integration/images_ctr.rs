@@ -3,23 +3,9 @@
 
 use crate::{
     ctr_or_skip,
-    daemon::Daemon,
+    daemon::{Daemon, ctr_ok as ctr},
     registry::{Entry, Registry, layout_dir, write_layout, write_multi_platform_layout},
 };
-
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ctr(d: &Daemon, args: &[&str]) -> String {
-    ok(d.ctr(args).unwrap().output().unwrap())
-}
 
 #[test]
 fn export_import_round_trip_and_docker_save_import() {

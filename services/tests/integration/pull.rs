@@ -6,32 +6,32 @@ use crate::{
     registry::{Entry, Registry, layout_dir, write_layout},
 };
 
+/// The acceptance image: a deleted file, an opaque directory and a symlink across 3 layers.
+fn three_layers() -> Vec<Vec<Entry<'static>>> {
+    vec![
+        vec![
+            Entry::Dir("etc/"),
+            Entry::File("etc/hello", b"hi\n"),
+            Entry::File("etc/gone", b"x"),
+            Entry::Dir("opt/"),
+            Entry::File("opt/old", b"old"),
+        ],
+        vec![
+            Entry::Whiteout("etc/gone"),
+            Entry::Opaque("opt"),
+            Entry::File("opt/new", b"new"),
+        ],
+        vec![Entry::Symlink("etc/link", "hello")],
+    ]
+}
+
 #[test]
 fn ctr_content_fetch_stores_the_whole_graph_with_gc_labels() {
     let d = Daemon::start();
     let _ = ctr_or_skip!(d, &["version"]);
     let Some(reg) = Registry::start() else { return };
     let (_tmp, layout) = layout_dir();
-    let manifest = write_layout(
-        &layout,
-        "1",
-        &[
-            vec![
-                Entry::Dir("etc/"),
-                Entry::File("etc/hello", b"hi\n"),
-                Entry::File("etc/gone", b"x"),
-                Entry::Dir("opt/"),
-                Entry::File("opt/old", b"old"),
-            ],
-            vec![
-                Entry::Whiteout("etc/gone"),
-                Entry::Opaque("opt"),
-                Entry::File("opt/new", b"new"),
-            ],
-            vec![Entry::Symlink("etc/link", "hello")],
-        ],
-        "linux/amd64",
-    );
+    let manifest = write_layout(&layout, "1", &three_layers(), "linux/amd64");
     reg.push_layout(&layout, "1", "lab/fetch");
     let image = format!("{}/lab/fetch:1", reg.addr);
     let out = d
@@ -101,26 +101,7 @@ fn ctr_images_pull_unpacks_whiteouts_opaque_dirs_and_symlinks() {
     }
     let Some(reg) = Registry::start() else { return };
     let (_tmp, layout) = layout_dir();
-    write_layout(
-        &layout,
-        "1",
-        &[
-            vec![
-                Entry::Dir("etc/"),
-                Entry::File("etc/hello", b"hi\n"),
-                Entry::File("etc/gone", b"x"),
-                Entry::Dir("opt/"),
-                Entry::File("opt/old", b"old"),
-            ],
-            vec![
-                Entry::Whiteout("etc/gone"),
-                Entry::Opaque("opt"),
-                Entry::File("opt/new", b"new"),
-            ],
-            vec![Entry::Symlink("etc/link", "hello")],
-        ],
-        "linux/amd64",
-    );
+    write_layout(&layout, "1", &three_layers(), "linux/amd64");
     reg.push_layout(&layout, "1", "lab/three");
     let image = format!("{}/lab/three:1", reg.addr);
     let out = d

@@ -3,24 +3,14 @@
 
 use crate::{
     ctr_or_skip,
-    daemon::{Daemon, berthctl},
+    daemon::{Daemon, berthctl, ctr_ok, text},
     registry::{Entry, Registry, layout_dir, write_layout, write_multi_platform_layout},
 };
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn ctr_ns(d: &Daemon, ns: &str, args: &[&str]) -> String {
     let mut full = vec!["--namespace", ns];
     full.extend_from_slice(args);
-    let out = d.ctr(&full).unwrap().output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ctr_ok(d, &full)
 }
 
 fn sorted_lines(s: &str) -> Vec<String> {
