@@ -48,6 +48,11 @@ impl Key {
         Key::from_parts(&["v1", "ns", ns, bucket, name])
     }
 
+    /// The parent of every snapshotter's records.
+    pub fn snapshotters() -> Key {
+        Key::from_parts(&["v1", "snapshotters"])
+    }
+
     /// The records of snapshotter `name`.
     pub fn snapshots(name: &str) -> Key {
         Key::from_parts(&["v1", "snapshotters", name])

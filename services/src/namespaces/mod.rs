@@ -21,12 +21,24 @@ use crate::{
 };
 
 /// The buckets whose contents keep a namespace alive, with the names containerd reports.
+/// (Snapshots, kept per snapshotter as `<ns>/<key>`, are checked by [`has_snapshots`].)
 pub const BLOCKING_BUCKETS: &[(&str, &str)] = &[
     ("images", "images"),
     ("content", "blobs"),
     ("containers", "containers"),
-    ("snapshots", "snapshots"),
 ];
+
+/// Whether any snapshotter holds a snapshot of namespace `ns`.
+fn has_snapshots(u: &Update<'_>, ns: &str) -> Result<bool, Error> {
+    let prefix = format!("{ns}/");
+    for (snapshotter, _) in u.scan::<serde_json::Value>(&Key::snapshotters())? {
+        let records = u.scan::<serde_json::Value>(&Key::snapshots(&snapshotter))?;
+        if records.iter().any(|(key, _)| key.starts_with(&prefix)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 /// Creates the record of `ns` inside `u` if it does not exist yet; true when it was created.
 pub fn ensure(u: &mut Update<'_>, ns: &str) -> Result<bool, Error> {
@@ -149,6 +161,9 @@ impl Namespaces {
                     remaining.push(*shown);
                 }
             }
+            if has_snapshots(u, name)? {
+                remaining.push("snapshots");
+            }
             if !remaining.is_empty() {
                 return Err(Error::precondition(format!(
                     "namespace {name:?} must be empty, but it still has {}: failed precondition",
@@ -224,6 +239,29 @@ mod tests {
         let err = ns.delete("full").unwrap_err();
         assert_eq!(err.kind, Kind::FailedPrecondition);
         assert!(err.message.contains("still has blobs"), "{}", err.message);
+    }
+
+    #[test]
+    fn delete_refuses_namespace_with_snapshots() {
+        let (_d, store, ns) = namespaces();
+        ns.create("snappy", HashMap::new()).unwrap();
+        ns.create("snap", HashMap::new()).unwrap();
+        store
+            .update(|u| {
+                u.put(
+                    &Key::snapshot("overlayfs", "snappy/k"),
+                    &serde_json::json!({}),
+                )
+            })
+            .unwrap();
+        let err = ns.delete("snappy").unwrap_err();
+        assert!(
+            err.message.contains("still has snapshots"),
+            "{}",
+            err.message
+        );
+        // A namespace whose name is a prefix of another's is not confused with it.
+        ns.delete("snap").unwrap();
     }
 
     #[test]
