@@ -58,6 +58,8 @@ pub struct Collector {
     snapshotters: Snapshotters,
     /// Held for reading by snapshot mutations, for writing while snapshots are marked and swept.
     snapshot_gate: Arc<RwLock<()>>,
+    /// Whether snapshot directories have been cleaned since start-up.
+    cleaned: std::sync::atomic::AtomicBool,
 }
 
 impl Collector {
@@ -76,6 +78,7 @@ impl Collector {
             gate,
             snapshotters,
             snapshot_gate,
+            cleaned: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -100,10 +103,16 @@ impl Collector {
                     Err(err) => tracing::warn!(snapshotter = %name, key, %err, "removing snapshot"),
                 }
             }
-            // Directories left by removals interrupted earlier (or by a crash) go too.
-            for (name, sn) in &self.snapshotters {
-                if let Err(err) = sn.cleanup() {
-                    tracing::warn!(snapshotter = %name, %err, "snapshot cleanup");
+            // Directories left by these removals, or by a crash before this daemon started,
+            // go too: after removals, and once at the first collection.
+            let first = !self
+                .cleaned
+                .swap(true, std::sync::atomic::Ordering::Relaxed);
+            if first || stats.snapshots > 0 {
+                for (name, sn) in &self.snapshotters {
+                    if let Err(err) = sn.cleanup() {
+                        tracing::warn!(snapshotter = %name, %err, "snapshot cleanup");
+                    }
                 }
             }
             stats
