@@ -1,0 +1,1 @@
+//! OCI runtime spec building (work in progress).
