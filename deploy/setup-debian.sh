@@ -6,11 +6,12 @@ set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have protoc || need+=(protobuf-compiler)
-have ctr || need+=(containerd)
+have ctr && have containerd-shim-runc-v2 || need+=(containerd)
 have runc || need+=(runc)
 have docker-registry || need+=(docker-registry)
 have skopeo || need+=(skopeo)
 have python3 || need+=(python3)
+have script || need+=(bsdutils)
 [ -x /bin/busybox ] || need+=(busybox-static)
 have cc || need+=(gcc)
 have pkg-config || need+=(pkg-config)

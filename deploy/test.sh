@@ -8,6 +8,6 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The shipped config must be what `berthd config default` prints.
 cargo run --quiet --locked -p berth-services --bin berthd -- config default | diff -u deploy/config.toml -
-# The integration tests drive the berthctl binary too (it lives in another package).
-cargo build --locked -p berthctl
+# The integration tests drive the berthctl and shim binaries too (they live in other packages).
+cargo build --locked -p berthctl -p berth-shim
 cargo test --workspace --locked

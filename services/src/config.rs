@@ -3,7 +3,7 @@
 //! `berthd config default` prints [`Config::default`]; `deploy/config.toml` is that output, and
 //! CI checks the two agree. Command-line flags override the file.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,20 @@ pub struct Config {
     pub gc: Gc,
     /// Registry access for daemon-side pulls and pushes.
     pub registry: Registry,
+    /// How runtime names become shim binaries.
+    pub runtime: Runtime,
+}
+
+/// The `[runtime]` table.
+///
+/// A container names its runtime (`io.containerd.runc.v2`); berthd runs the shim binary that
+/// name stands for, `containerd-shim-runc-v2`, found on `PATH` unless `shims` maps the name to
+/// an explicit path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Runtime {
+    /// Runtime name → shim binary path, overriding the `PATH` lookup.
+    pub shims: BTreeMap<String, PathBuf>,
 }
 
 /// The `[registry]` table.
@@ -92,6 +106,7 @@ impl Default for Config {
             debug: Debug::default(),
             gc: Gc::default(),
             registry: Registry::default(),
+            runtime: Runtime::default(),
         }
     }
 }
@@ -153,6 +168,8 @@ mod tests {
         assert_eq!(c.gc.schedule_delay, Duration::from_secs(2));
         assert_eq!(c.grpc, Grpc::default());
         assert!(Config::parse("rooot = \"/x\"").is_err());
+        let c = Config::parse("[runtime.shims]\n\"io.x.y.v2\" = \"/opt/shim\"\n").unwrap();
+        assert_eq!(c.runtime.shims["io.x.y.v2"], PathBuf::from("/opt/shim"));
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! * [`snapshots`] serves the overlayfs and native snapshotters, namespaced;
 //! * [`gc`] collects what no root (image, container, lease, `gc.root` label) references;
 //! * [`transfer`] pulls images inside the daemon (fetch, verify, unpack, name);
+//! * [`runtime`] starts shims (shim v2), talks to them over ttrpc and reconnects after a
+//!   restart; [`tasks`] serves containerd's Tasks API on top of it;
 //! * [`registry`] speaks the OCI distribution protocol to registries (pull, push, auth);
 //! * [`introspection`] and [`version`] describe the daemon.
 //!
@@ -40,7 +42,9 @@ pub mod namespaces;
 pub mod plugins;
 pub mod registry;
 pub mod request;
+pub mod runtime;
 pub mod server;
 pub mod snapshots;
+pub mod tasks;
 pub mod transfer;
 pub mod version;

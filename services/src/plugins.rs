@@ -27,7 +27,9 @@ use crate::{
     metadata::Store,
     namespaces::{self, Namespaces},
     registry::HostsConfig,
+    runtime,
     snapshots::{self, Snapshots, Snapshotters, meta::SnapshotMeta},
+    tasks::{self, Tasks},
     transfer::{self, RegistrySettings, Transfer},
     version,
 };
@@ -54,6 +56,8 @@ pub mod types {
     pub const TRANSFER: &str = "io.containerd.transfer.v1";
     /// gRPC services.
     pub const GRPC: &str = "io.containerd.grpc.v1";
+    /// Task runtimes (shim v2).
+    pub const RUNTIME: &str = "io.containerd.runtime.v2";
 }
 
 /// What plugins build and share while they start.
@@ -77,6 +81,7 @@ pub struct InitContext<'a> {
     snapshots: Option<Arc<Snapshots>>,
     differ: Option<Arc<Differ>>,
     transfer: Option<Arc<Transfer>>,
+    runtime: Option<Arc<runtime::Manager>>,
     table: Arc<Vec<PluginInfo>>,
 }
 
@@ -103,6 +108,11 @@ impl InitContext<'_> {
     }
     fn gc(&self) -> Result<Scheduler, Error> {
         self.gc.clone().ok_or_else(|| missing("gc scheduler"))
+    }
+    fn runtime(&self) -> Result<Arc<runtime::Manager>, Error> {
+        self.runtime
+            .clone()
+            .ok_or_else(|| missing("runtime manager"))
     }
 }
 
@@ -241,10 +251,22 @@ pub const BUILTINS: &[Plugin] = &[
         init: init_grpc_snapshots,
     },
     Plugin {
+        kind: types::RUNTIME,
+        id: "task",
+        requires: &[types::EVENT],
+        init: init_runtime,
+    },
+    Plugin {
         kind: types::GRPC,
         id: "containers",
-        requires: &[types::SERVICE],
+        requires: &[types::SERVICE, types::RUNTIME],
         init: init_grpc_containers,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "tasks",
+        requires: &[types::SERVICE, types::RUNTIME],
+        init: init_grpc_tasks,
     },
     Plugin {
         kind: types::GRPC,
@@ -358,6 +380,7 @@ pub fn init_all(config: &Config) -> Result<RoutesBuilder, Error> {
         snapshots: None,
         differ: None,
         transfer: None,
+        runtime: None,
         table,
     };
     for plugin in order {
@@ -571,8 +594,51 @@ fn init_grpc_containers(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Erro
         .clone()
         .ok_or_else(|| missing("containers service"))?;
     let svc = server::containers::v1::containers_server::ContainersServer::new(
-        containers::grpc::Service::new(c),
+        containers::grpc::Service::new(c, cx.runtime()?),
     );
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+/// runc's state dir for this daemon, under its state dir.
+fn runc_root(config: &Config) -> PathBuf {
+    config.state.join("runc")
+}
+
+fn init_runtime(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let config = cx.config;
+    let mut ttrpc = config.grpc.address.clone().into_os_string();
+    ttrpc.push(".ttrpc");
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::internal(format!("locate berthd's executable: {e}")))?;
+    let settings = runtime::Settings {
+        state: config.state.join(runtime::bundle::DIR),
+        root: config.root.join(runtime::bundle::DIR),
+        runc_root: runc_root(config),
+        addresses: runtime::binary::Addresses {
+            grpc: config.grpc.address.clone(),
+            ttrpc: PathBuf::from(ttrpc),
+            exe,
+        },
+        shims: config.runtime.shims.clone(),
+    };
+    cx.runtime = Some(runtime::Manager::start(settings, cx.exchange()?)?);
+    Ok(())
+}
+
+fn init_grpc_tasks(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let t = Tasks::new(
+        cx.runtime()?,
+        cx.containers
+            .clone()
+            .ok_or_else(|| missing("containers service"))?,
+        cx.snapshots
+            .clone()
+            .ok_or_else(|| missing("snapshots service"))?,
+        runc_root(cx.config),
+    );
+    let svc =
+        server::tasks::v1::tasks_server::TasksServer::new(tasks::grpc::Service::new(Arc::new(t)));
     cx.routes.add_service(limits!(cx, svc));
     Ok(())
 }

@@ -16,17 +16,21 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::Containers;
-use crate::request;
+use crate::{request, runtime::Manager};
 
 /// The gRPC face of [`Containers`].
 pub struct Service {
     containers: Arc<Containers>,
+    runtime: Arc<Manager>,
 }
 
 impl Service {
-    /// Serves `containers`.
-    pub fn new(containers: Arc<Containers>) -> Service {
-        Service { containers }
+    /// Serves `containers`; a container whose task `runtime` still runs cannot be deleted.
+    pub fn new(containers: Arc<Containers>, runtime: Arc<Manager>) -> Service {
+        Service {
+            containers,
+            runtime,
+        }
     }
 }
 
@@ -103,7 +107,14 @@ impl containers_server::Containers for Service {
 
     async fn delete(&self, req: Request<DeleteContainerRequest>) -> Result<Response<()>, Status> {
         let ns = request::namespace(&req)?;
-        self.containers.delete(&ns, &req.into_inner().id)?;
+        let id = req.into_inner().id;
+        if self.runtime.exists(&ns, &id).await {
+            return Err(Error::precondition(format!(
+                "cannot delete running task {id}: failed precondition"
+            ))
+            .into());
+        }
+        self.containers.delete(&ns, &id)?;
         Ok(Response::new(()))
     }
 }

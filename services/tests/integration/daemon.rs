@@ -59,7 +59,13 @@ impl Daemon {
         // An explicit --config must exist: give each daemon its own (empty: all defaults).
         let config = self.dir.path().join("config.toml");
         std::fs::write(&config, &self.config).expect("config file");
+        let mut path = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .collect::<Vec<_>>();
+        if let Some(dir) = berth_shim_dir() {
+            path.insert(0, dir);
+        }
         let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .env("PATH", std::env::join_paths(path).expect("PATH"))
             .arg("--root")
             .arg(self.root())
             .arg("--state")
@@ -156,6 +162,22 @@ impl Drop for Daemon {
         }
         self.kill();
     }
+}
+
+/// The directory holding Berth's shim `containerd-shim-berth-v2`: `$BERTH_SHIM_DIR`, else the
+/// directory berthd was built into (the private daemons get it on their `PATH`).
+pub fn berth_shim_dir() -> Option<PathBuf> {
+    let candidates = std::env::var_os("BERTH_SHIM_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            Path::new(env!("CARGO_BIN_EXE_berthd"))
+                .parent()
+                .map(Path::to_path_buf),
+        );
+    candidates
+        .into_iter()
+        .find(|dir| dir.join("containerd-shim-berth-v2").is_file())
 }
 
 pub fn which(name: &str) -> Option<PathBuf> {

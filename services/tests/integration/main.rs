@@ -15,4 +15,7 @@ mod lifecycle;
 mod namespaces;
 mod pull;
 mod registry;
+mod tasks;
+mod tasks_bad_input;
+mod tasks_restart;
 mod transfer;

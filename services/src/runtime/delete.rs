@@ -1,0 +1,161 @@
+//! Ending tasks: a normal delete through the shim, and the cleanup after a shim that died.
+
+use std::{
+    path::Path,
+    sync::{Arc, Weak},
+};
+
+use berth_proto::{
+    errdefs::{Error, Kind},
+    events::{TaskDelete, TaskExit},
+};
+use containerd_shim_protos::{
+    api::{DeleteRequest, DeleteResponse, ShutdownRequest},
+    protobuf::well_known_types::empty::Empty,
+};
+
+use super::{
+    Manager, Slot, Task, binary,
+    bundle::Bundle,
+    client::{self, Connection},
+    create::{cleanup, remove},
+    lock,
+};
+use crate::metadata::Timestamp;
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exit {
+    /// The init process's pid.
+    pub pid: u32,
+    /// Its exit status.
+    pub status: u32,
+    /// When it exited.
+    pub at: Option<prost_types::Timestamp>,
+}
+
+impl From<DeleteResponse> for Exit {
+    fn from(r: DeleteResponse) -> Exit {
+        Exit {
+            pid: r.pid,
+            status: r.exit_status,
+            at: r.exited_at.into_option().map(|t| prost_types::Timestamp {
+                seconds: t.seconds,
+                nanos: t.nanos,
+            }),
+        }
+    }
+}
+
+impl Manager {
+    /// Deletes the task of container `id` in `ns`: the shim deletes the init process (refused
+    /// while it runs), then is asked to shut down, and the bundle goes.
+    pub async fn delete(self: &Arc<Self>, ns: &str, id: &str) -> Result<Exit, Error> {
+        let task = self.get(ns, id).await?;
+        let req = DeleteRequest {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        let deleted: Result<DeleteResponse, Error> = task.call("Delete", &req).await;
+        let shim_gone = match &deleted {
+            Err(e) if client::is_closed(e) => true,
+            Err(e) if e.kind == Kind::NotFound => false,
+            Err(e) => return Err(e.clone()),
+            Ok(_) => false,
+        };
+        self.forget(&task);
+        let shutdown = ShutdownRequest {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        if !shim_gone {
+            // The shim exits once it has no tasks left; it closes the connection doing so.
+            let _: Result<Empty, Error> = task.call("Shutdown", &shutdown).await;
+            tracing::debug!(namespace = ns, id, "shim shut down");
+        }
+        let leftover = match (&deleted, &task.binary) {
+            (Err(_), Some(binary)) => cleanup(&self.invocation(binary, &task.bundle)).await,
+            _ => None,
+        };
+        remove(&task.bundle);
+        tracing::debug!(namespace = ns, id, "task deleted");
+        match (deleted, leftover) {
+            (Ok(r), _) | (Err(_), Some(r)) => Ok(r.into()),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// The connection to a shim closed: every task still registered on it lost its shim. Each
+    /// stays listed until its cleanup is done, as in containerd.
+    pub(super) async fn shim_closed(self: &Arc<Self>, conn: Weak<Connection>) {
+        let orphans: Vec<Arc<Task>> = lock(&self.tasks)
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Ready(t) if std::ptr::eq(Arc::as_ptr(&t.shim), conn.as_ptr()) => {
+                    Some(t.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for task in orphans {
+            tracing::warn!(namespace = %task.namespace, id = %task.id, "shim disconnected; cleaning up");
+            self.cleanup_dead(&task.bundle, task.binary.as_deref())
+                .await;
+            self.forget(&task);
+        }
+    }
+
+    /// How to run `binary`'s verbs for the task of `bundle`.
+    pub(super) fn invocation<'a>(
+        &'a self,
+        binary: &'a Path,
+        bundle: &'a Bundle,
+    ) -> binary::Invocation<'a> {
+        binary::Invocation {
+            binary,
+            addresses: &self.settings.addresses,
+            namespace: &bundle.namespace,
+            id: &bundle.id,
+            bundle: &bundle.path,
+        }
+    }
+
+    /// Cleans up after the dead shim of the task in `bundle` (no longer registered), started
+    /// from `binary`, and announces the task's end.
+    pub(super) async fn cleanup_dead(&self, bundle: &Bundle, binary: Option<&Path>) {
+        let exit = match binary {
+            Some(binary) => cleanup(&self.invocation(binary, bundle))
+                .await
+                .map(Exit::from),
+            None => None,
+        }
+        .unwrap_or(Exit {
+            pid: 0,
+            status: 255,
+            at: Some(Timestamp::now().to_proto()),
+        });
+        remove(bundle);
+        self.exchange.publish(
+            &bundle.namespace,
+            "/tasks/exit",
+            &TaskExit {
+                container_id: bundle.id.clone(),
+                id: bundle.id.clone(),
+                pid: exit.pid,
+                exit_status: exit.status,
+                exited_at: exit.at,
+            },
+        );
+        self.exchange.publish(
+            &bundle.namespace,
+            "/tasks/delete",
+            &TaskDelete {
+                container_id: bundle.id.clone(),
+                pid: exit.pid,
+                exit_status: exit.status,
+                exited_at: exit.at,
+                id: String::new(),
+            },
+        );
+    }
+}

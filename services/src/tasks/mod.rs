@@ -1,0 +1,294 @@
+//! Tasks: containers brought to life. `containerd.services.tasks.v1.Tasks` over the runtime
+//! manager ([`crate::runtime`]).
+//!
+//! A task is created from a container record: its runtime name picks the shim, its spec
+//! becomes the bundle's `config.json`, and its root filesystem is the request's mounts or,
+//! when there are none, the mounts of the container's snapshot. Everything after that
+//! (start, kill, exec, pause, …) is the shim's job; this layer finds the task, translates the
+//! request and maps the shim's answer. `/tasks/*` events come from the shims themselves.
+//!
+//! Runtime options: each daemon keeps runc's state in its own directory, so the options of
+//! runc shims (`containerd.runc.v1.Options`) are always sent with `root` set, unless the
+//! client chose one.
+
+pub mod convert;
+pub mod grpc;
+
+use std::{path::PathBuf, sync::Arc};
+
+use berth_proto::{
+    errdefs::{Error, Kind},
+    filters::{Adaptor, Filter},
+    services::v1::{CreateTaskRequest, CreateTaskResponse},
+    types::{Metric, v1::Process},
+};
+use containerd_shim_protos::{
+    api::{self, StateRequest, StateResponse, StatsRequest, StatsResponse},
+    protobuf::{
+        Message as _,
+        well_known_types::{any::Any, empty::Empty},
+    },
+    shim::oci::Options,
+    types::task::Status,
+};
+
+use crate::{
+    containers::Containers,
+    metadata::Timestamp,
+    runtime::{CreateOpts, Manager, Task},
+    snapshots::Snapshots,
+};
+
+/// The type URL of runc shims' options.
+pub const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
+
+/// The tasks service's logic.
+pub struct Tasks {
+    runtime: Arc<Manager>,
+    containers: Arc<Containers>,
+    snapshots: Arc<Snapshots>,
+    runc_root: PathBuf,
+}
+
+impl Tasks {
+    /// Tasks of `containers`, rooted in `snapshots`, run by `runtime`, with runc state kept
+    /// under `runc_root`.
+    pub fn new(
+        runtime: Arc<Manager>,
+        containers: Arc<Containers>,
+        snapshots: Arc<Snapshots>,
+        runc_root: PathBuf,
+    ) -> Tasks {
+        Tasks {
+            runtime,
+            containers,
+            snapshots,
+            runc_root,
+        }
+    }
+
+    /// The task of container `id` in `ns`.
+    pub async fn task(&self, ns: &str, id: &str) -> Result<Arc<Task>, Error> {
+        self.runtime.get(ns, id).await
+    }
+
+    /// Creates the task of `req.container_id`.
+    pub async fn create(
+        &self,
+        ns: &str,
+        req: CreateTaskRequest,
+    ) -> Result<CreateTaskResponse, Error> {
+        let c = self.containers.get(ns, &req.container_id)?;
+        if req.checkpoint.is_some() {
+            return Err(Error::new(
+                Kind::NotImplemented,
+                "restoring a task from a checkpoint is not supported",
+            ));
+        }
+        let runtime = match (&req.runtime_path, &c.runtime) {
+            (p, _) if !p.is_empty() => p.clone(),
+            (_, Some(r)) => r.name.clone(),
+            (_, None) => return Err(Error::invalid("container.Runtime.Name must be set")),
+        };
+        let spec = c
+            .spec
+            .as_ref()
+            .map(|s| s.value.clone())
+            .ok_or_else(|| Error::invalid("container.Spec must be set"))?;
+        match serde_json::from_slice::<serde_json::Value>(&spec) {
+            Ok(serde_json::Value::Object(_)) => {}
+            Ok(_) => return Err(Error::invalid("invalid container spec: not a JSON object")),
+            Err(e) => return Err(Error::invalid(format!("invalid container spec: {e}"))),
+        }
+        let options = req
+            .options
+            .as_ref()
+            .or(c.runtime.as_ref().and_then(|r| r.options.as_ref()));
+        let options = self.runtime_options(options)?;
+        let rootfs = if !req.rootfs.is_empty() {
+            convert::mounts_to_shim(&req.rootfs)
+        } else if !c.snapshot_key.is_empty() {
+            convert::snapshot_mounts_to_shim(self.snapshots.mounts(
+                ns,
+                &c.snapshotter,
+                &c.snapshot_key,
+            )?)
+        } else {
+            Vec::new()
+        };
+        let request = api::CreateTaskRequest {
+            rootfs,
+            terminal: req.terminal,
+            stdin: req.stdin,
+            stdout: req.stdout,
+            stderr: req.stderr,
+            ..Default::default()
+        };
+        let opts = CreateOpts {
+            runtime,
+            spec,
+            options,
+            request,
+        };
+        let (_, pid) = self.runtime.create(ns, &c.id, opts).await?;
+        Ok(CreateTaskResponse {
+            container_id: c.id,
+            pid,
+        })
+    }
+
+    /// The options for a shim: the client's, with runc's `root` filled in when they are runc
+    /// options (or when there are none).
+    fn runtime_options(&self, given: Option<&prost_types::Any>) -> Result<Option<Any>, Error> {
+        let root = self.runc_root.display().to_string();
+        let mut opts = match given {
+            None => Options::new(),
+            Some(any) if any.type_url.trim_start_matches('/').ends_with(RUNC_OPTIONS) => {
+                Options::parse_from_bytes(&any.value)
+                    .map_err(|e| Error::invalid(format!("invalid runc options: {e}")))?
+            }
+            Some(other) => return Ok(Some(convert::any_to_shim(other))),
+        };
+        if opts.root.is_empty() {
+            opts.root = root;
+        }
+        let mut any = Any::new();
+        any.type_url = given.map_or(RUNC_OPTIONS.to_string(), |a| a.type_url.clone());
+        any.value = opts
+            .write_to_bytes()
+            .map_err(|e| Error::internal(format!("encode runc options: {e}")))?;
+        Ok(Some(any))
+    }
+
+    /// The state of process `exec_id` (the init process when empty) of `task`.
+    pub async fn state(&self, task: &Task, exec_id: &str) -> Result<StateResponse, Error> {
+        let req = StateRequest {
+            id: task.id.clone(),
+            exec_id: exec_id.to_string(),
+            ..Default::default()
+        };
+        task.call("State", &req).await
+    }
+
+    /// Process `exec_id` (the init process when empty) of container `id`.
+    pub async fn get(&self, ns: &str, id: &str, exec_id: &str) -> Result<Process, Error> {
+        let task = self.task(ns, id).await?;
+        Ok(convert::process(id, self.state(&task, exec_id).await?))
+    }
+
+    /// The init processes of every task in `ns`, asked of their shims concurrently.
+    pub async fn list(&self, ns: &str) -> Vec<Process> {
+        let tasks = self.runtime.list(ns).await;
+        let states = tasks.iter().map(|t| async move {
+            match self.state(t, "").await {
+                Ok(s) => Some(convert::process(&t.id, s)),
+                Err(e) => {
+                    tracing::debug!(id = %t.id, error = %e, "task state");
+                    None
+                }
+            }
+        });
+        futures::future::join_all(states)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Refuses an exec into a task whose init process has stopped, as containerd does.
+    pub async fn check_exec(&self, task: &Task) -> Result<(), Error> {
+        let state = self.state(task, "").await?;
+        if state.status.value() == Status::STOPPED as i32 {
+            return Err(Error::precondition(format!(
+                "cannot exec in a stopped state: task {} is stopped",
+                task.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Deletes the task of container `id` (refused while it runs).
+    pub async fn delete(&self, ns: &str, id: &str) -> Result<crate::runtime::Exit, Error> {
+        self.containers.get(ns, id)?;
+        self.runtime
+            .delete(ns, id)
+            .await
+            .map_err(|e| e.context("failed to delete task"))
+    }
+
+    /// Checkpoints the task of `id` through its shim. Storing the images in the content store
+    /// is not supported, so a checkpoint that succeeds is discarded and reported as such.
+    pub async fn checkpoint(
+        &self,
+        ns: &str,
+        id: &str,
+        options: Option<&prost_types::Any>,
+    ) -> Result<(), Error> {
+        let task = self.task(ns, id).await?;
+        let dir = self
+            .runc_root
+            .with_file_name("checkpoints")
+            .join(format!("{ns}-{id}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| berth_proto::errdefs::io_error(format!("create {}", dir.display()), e))?;
+        let req = api::CheckpointTaskRequest {
+            id: id.to_string(),
+            path: dir.display().to_string(),
+            options: convert::any_field(options),
+            ..Default::default()
+        };
+        let done: Result<Empty, Error> = task.call("Checkpoint", &req).await;
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing checkpoint");
+        }
+        done?;
+        Err(Error::new(
+            Kind::NotImplemented,
+            "checkpoint images cannot be stored in the content store: not supported",
+        ))
+    }
+
+    /// Statistics of the tasks of `ns` matching `filter` (`id`, `namespace`).
+    pub async fn metrics(&self, ns: &str, filter: &Filter) -> Result<Vec<Metric>, Error> {
+        let tasks: Vec<Arc<Task>> = self
+            .runtime
+            .list(ns)
+            .await
+            .into_iter()
+            .filter(|t| filter.matches(&TaskFields(t)))
+            .collect();
+        let stats = tasks.iter().map(|t| async move {
+            let req = StatsRequest {
+                id: t.id.clone(),
+                ..Default::default()
+            };
+            let r: Result<StatsResponse, Error> = t.call("Stats", &req).await;
+            match r {
+                Ok(r) => Ok(Some(Metric {
+                    timestamp: Some(Timestamp::now().to_proto()),
+                    id: t.id.clone(),
+                    data: convert::any_from_shim(r.stats),
+                })),
+                Err(e) if matches!(e.kind, Kind::NotFound | Kind::Unavailable) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        let mut out = Vec::new();
+        for m in futures::future::join_all(stats).await {
+            out.extend(m?);
+        }
+        Ok(out)
+    }
+}
+
+struct TaskFields<'a>(&'a Task);
+
+impl Adaptor for TaskFields<'_> {
+    fn field(&self, path: &[String]) -> Option<String> {
+        match path {
+            [f] if f == "id" => Some(self.0.id.clone()),
+            [f] if f == "namespace" => Some(self.0.namespace.clone()),
+            _ => None,
+        }
+    }
+}
