@@ -14,6 +14,7 @@
 //!   [`console`] handles terminals.
 //! - [`process`] and [`container`] (plus [`operations`]) hold lifecycle state; [`spec`],
 //!   [`rootfs`] and [`cgroups`] deal with the bundle, its root filesystem and its cgroup.
+//! - [`memory`] hands pages back once the shim goes idle.
 //! - [`service`] is the ttrpc `Task` implementation, [`events`] the publisher, [`server`],
 //!   [`start`] and [`cleanup`] the three ways the binary runs; [`address`] names sockets.
 //!
@@ -28,6 +29,7 @@ pub mod console;
 pub mod container;
 pub mod error;
 pub mod events;
+pub mod memory;
 pub mod operations;
 pub mod pipes;
 pub mod process;

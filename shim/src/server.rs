@@ -12,6 +12,7 @@ use containerd_shim_protos::ttrpc::r#async::transport::Listener;
 use tokio::sync::Notify;
 
 use crate::events::Publisher;
+use crate::memory::Trimmer;
 use crate::service::Service;
 use crate::{address, reaper};
 
@@ -52,8 +53,12 @@ async fn serve(flags: &Flags) -> anyhow::Result<()> {
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
     let publisher = Publisher::start(&ttrpc_address, &flags.namespace);
     let shutdown = Arc::new(Notify::new());
-    let service: Arc<dyn Task + Send + Sync> =
-        Arc::new(Service::new(&flags.namespace, publisher, shutdown.clone()));
+    let service: Arc<dyn Task + Send + Sync> = Arc::new(Service::new(
+        &flags.namespace,
+        publisher,
+        shutdown.clone(),
+        Trimmer::start(),
+    ));
     let v3 = create_task(service.clone());
     let mut v2 = create_task(service);
     let task = v2

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::events::Publisher;
+use crate::memory::Trimmer;
 
 /// The containers of this shim and what they share.
 pub struct Service {
@@ -21,17 +22,25 @@ pub struct Service {
     publisher: Publisher,
     containers: Mutex<HashMap<String, Arc<Container>>>,
     shutdown: Arc<Notify>,
+    trimmer: Trimmer,
 }
 
 impl Service {
-    /// A service for `namespace` that publishes through `publisher` and signals
-    /// `shutdown` once asked to exit with no containers left.
-    pub fn new(namespace: &str, publisher: Publisher, shutdown: Arc<Notify>) -> Service {
+    /// A service for `namespace` that publishes through `publisher`, signals `shutdown`
+    /// once asked to exit with no containers left, and trims its memory through `trimmer`
+    /// after each burst of requests.
+    pub fn new(
+        namespace: &str,
+        publisher: Publisher,
+        shutdown: Arc<Notify>,
+        trimmer: Trimmer,
+    ) -> Service {
         Service {
             namespace: namespace.to_string(),
             publisher,
             containers: Mutex::new(HashMap::new()),
             shutdown,
+            trimmer,
         }
     }
 
@@ -39,7 +48,10 @@ impl Service {
         self.containers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The container `id`; every request but Create starts here, so this is also where
+    /// activity is recorded for the trimmer.
     fn container(&self, id: &str) -> Result<Arc<Container>> {
+        self.trimmer.touch();
         self.containers()
             .get(id)
             .cloned()

@@ -65,6 +65,7 @@ impl Task for Service {
     }
 
     async fn create(&self, _: &TtrpcContext, req: CreateTaskRequest) -> Reply<CreateTaskResponse> {
+        self.trimmer.touch();
         if !req.checkpoint.is_empty() {
             return Err(
                 Error::Unimplemented("restore from a checkpoint is not supported".into()).into(),
