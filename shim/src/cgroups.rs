@@ -28,6 +28,42 @@ pub enum MemoryCgroup {
     V2(PathBuf),
 }
 
+/// Moves process `pid` into the cgroup at `path` (relative to the cgroup root): in every
+/// mounted hierarchy under `root` (`/sys/fs/cgroup`) where that cgroup exists — all v1
+/// controllers that have it, or the v2 unified tree — as containerd does for the shim cgroup
+/// of the runtime options. Hierarchies without it are skipped; none at all is an error.
+pub fn join(pid: u32, path: &str, root: &Path) -> Result<()> {
+    let rel = path.trim_start_matches('/');
+    if rel.split('/').any(|c| c == "..") {
+        return Err(Error::InvalidArgument(format!(
+            "cgroup path {path:?} leaves the cgroup root"
+        )));
+    }
+    let mut dirs = vec![root.join(rel)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            // Skip the `cpu -> cpu,cpuacct` style aliases: their target is listed too.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path().join(rel));
+            }
+        }
+    }
+    let mut joined = 0;
+    for dir in dirs {
+        let procs = dir.join("cgroup.procs");
+        if !procs.exists() {
+            continue;
+        }
+        std::fs::write(&procs, pid.to_string())
+            .map_err(|e| Error::io(format!("add {pid} to {}", procs.display()), e))?;
+        joined += 1;
+    }
+    if joined == 0 {
+        return Err(Error::NotFound(format!("cgroup {path} does not exist")));
+    }
+    Ok(())
+}
+
 /// Finds the memory cgroup in the text of `/proc/<pid>/cgroup`: the v1 `memory`
 /// controller when mounted, else the v2 entry.
 pub fn memory_cgroup(proc_cgroup: &str, root: &Path) -> Option<MemoryCgroup> {
@@ -189,6 +225,27 @@ mod tests {
             Some(MemoryCgroup::V2(root.path().join("pod/c2")))
         );
         assert_eq!(memory_cgroup("0::/none\n", root.path()), None);
+    }
+
+    #[test]
+    fn join_writes_every_hierarchy_that_has_the_cgroup() {
+        let root = tempfile::tempdir().unwrap();
+        for h in ["devices", "memory", "systemd"] {
+            std::fs::create_dir_all(root.path().join(h)).unwrap();
+        }
+        for h in ["devices", "memory"] {
+            let dir = root.path().join(h).join("berth/shim");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cgroup.procs"), "").unwrap();
+        }
+        join(42, "/berth/shim", root.path()).unwrap();
+        for h in ["devices", "memory"] {
+            let procs = root.path().join(h).join("berth/shim/cgroup.procs");
+            assert_eq!(std::fs::read_to_string(procs).unwrap(), "42");
+        }
+        assert!(!root.path().join("systemd/berth").exists());
+        assert!(join(42, "/missing", root.path()).is_err());
+        assert!(join(42, "/../etc", root.path()).is_err());
     }
 
     #[test]

@@ -119,15 +119,11 @@ impl Container {
         } else {
             None
         };
-        let (created, pty) = tokio::join!(self.runc.create(&self.id, &self.bundle, Some(&opts)), {
-            let socket = socket.as_ref();
-            async move {
-                match socket {
-                    Some(s) => Some(s.receive().await),
-                    None => None,
-                }
-            }
-        });
+        let (created, pty) = with_console(
+            self.runc.create(&self.id, &self.bundle, Some(&opts)),
+            socket.as_ref(),
+        )
+        .await;
         let tasks = Tasks(io.tasks().clone());
         if let Err(e) = created {
             tasks.0.abort().await;
@@ -285,15 +281,11 @@ impl Container {
         } else {
             None
         };
-        let (ran, pty) = tokio::join!(self.runc.exec(&self.id, &spec, Some(&opts)), {
-            let socket = socket.as_ref();
-            async move {
-                match socket {
-                    Some(s) => Some(s.receive().await),
-                    None => None,
-                }
-            }
-        });
+        let (ran, pty) = with_console(
+            self.runc.exec(&self.id, &spec, Some(&opts)),
+            socket.as_ref(),
+        )
+        .await;
         let tasks = Tasks(io.tasks().clone());
         if let Err(e) = ran {
             tasks.0.abort().await;
@@ -417,4 +409,32 @@ fn read_pid(path: &Path) -> Result<u32> {
     text.trim()
         .parse()
         .map_err(|_| Error::Runtime(format!("bad pid file {}", path.display())))
+}
+
+/// How long a successful runc may take to hand over the terminal it allocated.
+const CONSOLE_HANDOVER: Duration = Duration::from_secs(10);
+
+/// Runs `runc` (create or exec) while receiving the terminal it sends to `socket`. When
+/// runc fails it never sends one, so the receive is abandoned instead of awaited forever.
+async fn with_console<T, E>(
+    runc: impl std::future::Future<Output = std::result::Result<T, E>>,
+    socket: Option<&ConsoleSocket>,
+) -> (std::result::Result<T, E>, Option<Result<std::fs::File>>) {
+    let Some(socket) = socket else {
+        return (runc.await, None);
+    };
+    let receive = socket.receive();
+    tokio::pin!(runc, receive);
+    tokio::select! {
+        ran = &mut runc => {
+            if ran.is_err() {
+                return (ran, None);
+            }
+            let master = tokio::time::timeout(CONSOLE_HANDOVER, receive)
+                .await
+                .unwrap_or_else(|_| Err(Error::Runtime("runc did not send the terminal".into())));
+            (ran, Some(master))
+        }
+        master = &mut receive => (runc.await, Some(master)),
+    }
 }

@@ -8,6 +8,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use containerd_shim::Flags;
@@ -139,8 +140,17 @@ fn spawn_server(
         .and_then(|a| crate::runtime::parse_options(Some(a)).ok())
         .map(|o| o.shim_cgroup)
         .unwrap_or_default();
-    if let Err(e) = containerd_shim::cgroup::set_cgroup_and_oom_score(child.id(), &shim_cgroup) {
-        tracing::warn!(error = %e, "shim cgroup / oom score");
+    if !shim_cgroup.is_empty()
+        && let Err(e) = crate::cgroups::join(child.id(), &shim_cgroup, Path::new("/sys/fs/cgroup"))
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!("placing the shim in cgroup {shim_cgroup}: {e}");
+    }
+    // The shim goes before the daemon when memory runs out; raising a score never needs
+    // privileges, so a failure here is only worth a warning.
+    if let Err(e) = containerd_shim::cgroup::adjust_oom_score(child.id()) {
+        tracing::warn!(error = %e, "shim oom score");
     }
     let mut status = String::new();
     if let Some(mut out) = child.stdout.take() {

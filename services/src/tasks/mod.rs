@@ -13,6 +13,7 @@
 
 pub mod convert;
 pub mod grpc;
+pub mod legacy;
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -104,7 +105,8 @@ impl Tasks {
             .options
             .as_ref()
             .or(c.runtime.as_ref().and_then(|r| r.options.as_ref()));
-        let options = self.runtime_options(options)?;
+        let (runtime, options) = legacy::translate(runtime, options)?;
+        let options = self.runtime_options(options.as_ref())?;
         let rootfs = if !req.rootfs.is_empty() {
             convert::mounts_to_shim(&req.rootfs)
         } else if !c.snapshot_key.is_empty() {

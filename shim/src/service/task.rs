@@ -226,8 +226,11 @@ impl Task for Service {
             .spec
             .as_ref()
             .ok_or_else(|| Error::InvalidArgument("exec without a process spec".into()))?;
-        let spec: oci_spec::runtime::Process = serde_json::from_slice(&spec_any.value)
+        let mut spec: oci_spec::runtime::Process = serde_json::from_slice(&spec_any.value)
             .map_err(|e| Error::InvalidArgument(format!("process spec: {e}")))?;
+        // The request decides whether the process gets a terminal, as in containerd's shim:
+        // clients reuse the container's process spec and ask for a TTY separately.
+        spec.set_terminal(Some(req.terminal));
         let stdio = StdioPaths {
             stdin: req.stdin,
             stdout: req.stdout,
