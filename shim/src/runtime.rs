@@ -80,9 +80,18 @@ pub fn client(options: &Options, namespace: &str, bundle: &Path) -> Result<runc:
         .log_json()
         .systemd_cgroup(options.systemd_cgroup);
     global.custom_spawner(Arc::new(ReaperSpawner));
-    global
-        .build()
-        .map_err(|e| Error::Runtime(format!("runc client: {e}")))
+    global.build().map_err(|e| {
+        let binary = runc_binary(options);
+        if binary.is_file() {
+            Error::Runtime(format!("runc client for {}: {e}", binary.display()))
+        } else {
+            Error::Runtime(format!(
+                "runc binary {:?} not found: not on PATH nor in {}",
+                binary.display().to_string(),
+                FALLBACK_DIRS.join(", ")
+            ))
+        }
+    })
 }
 
 /// The file in the bundle holding the runtime options, for `delete` after a crash.
@@ -201,5 +210,15 @@ mod tests {
             Some("exec: \"nope\": not found")
         );
         assert_eq!(last_log_message(""), None);
+    }
+
+    #[test]
+    fn a_missing_runc_binary_is_named_in_the_error() {
+        let opts = Options {
+            binary_name: "no-runc".into(),
+            ..Default::default()
+        };
+        let err = client(&opts, "default", Path::new("/tmp")).unwrap_err();
+        assert!(err.to_string().contains("no-runc"), "{err}");
     }
 }
