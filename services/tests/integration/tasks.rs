@@ -294,3 +294,87 @@ fn oom_kill_is_published() {
         assert_no_leftovers(&d, &id);
     }
 }
+
+#[test]
+fn containers_of_one_pod_share_a_shim() {
+    if !can_run() {
+        return;
+    }
+    let d = Daemon::start();
+    let image = busybox(&d);
+    let bundles = d
+        .dir
+        .path()
+        .join("state/io.containerd.runtime.v2.task/default");
+    for runtime in runtimes() {
+        let ids: Vec<String> = ["pod-a", "pod-b"]
+            .iter()
+            .map(|n| format!("{n}-{}", runtime.rsplit('.').nth(1).unwrap()))
+            .collect();
+        for id in &ids {
+            let annotation = format!("io.kubernetes.cri.sandbox-id=sandbox-{runtime}");
+            ctr(
+                &d,
+                &[
+                    "run",
+                    "-d",
+                    "--runtime",
+                    runtime,
+                    "--annotation",
+                    &annotation,
+                    &image,
+                    id,
+                    "sleep",
+                    "1000",
+                ],
+            );
+        }
+        let address = |id: &str| std::fs::read_to_string(bundles.join(id).join("address")).unwrap();
+        let shared = address(&ids[0]);
+        assert_eq!(
+            shared,
+            address(&ids[1]),
+            "{runtime}: one shim serves the pod"
+        );
+        let socket = shared.trim_start_matches("unix://").to_string();
+
+        // Removing one container leaves the shim serving the other.
+        ctr(&d, &["task", "kill", "-s", "SIGKILL", &ids[0]]);
+        eventually(10, "first container stopped", || {
+            task_status(&d, &ids[0]).as_deref() == Some("STOPPED")
+        });
+        ctr(&d, &["task", "rm", &ids[0]]);
+        ctr(&d, &["c", "rm", &ids[0]]);
+        let out = ctr(
+            &d,
+            &[
+                "task",
+                "exec",
+                "--exec-id",
+                "probe",
+                &ids[1],
+                "echo",
+                "served",
+            ],
+        );
+        assert_eq!(out.trim(), "served", "{runtime}");
+        assert!(
+            Path::new(&socket).exists(),
+            "{runtime}: shim gone too early"
+        );
+
+        // The last one takes the shim with it.
+        ctr(&d, &["task", "kill", "-s", "SIGKILL", &ids[1]]);
+        eventually(10, "second container stopped", || {
+            task_status(&d, &ids[1]).as_deref() == Some("STOPPED")
+        });
+        ctr(&d, &["task", "rm", &ids[1]]);
+        ctr(&d, &["c", "rm", &ids[1]]);
+        eventually(10, "the pod's shim to exit", || {
+            !Path::new(&socket).exists()
+        });
+        for id in &ids {
+            assert_no_leftovers(&d, id);
+        }
+    }
+}
