@@ -252,9 +252,7 @@ impl tasks_server::Tasks for Service {
     ) -> Result<Response<CheckpointTaskResponse>, Status> {
         let ns = request::namespace(&req)?;
         let r = req.into_inner();
-        self.tasks
-            .checkpoint(&ns, &r.container_id, r.options.as_ref())
-            .await?;
+        self.tasks.checkpoint(&ns, &r.container_id).await?;
         Ok(Response::new(CheckpointTaskResponse::default()))
     }
 

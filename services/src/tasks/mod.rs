@@ -25,10 +25,7 @@ use berth_proto::{
 };
 use containerd_shim_protos::{
     api::{self, StateRequest, StateResponse, StatsRequest, StatsResponse},
-    protobuf::{
-        Message as _,
-        well_known_types::{any::Any, empty::Empty},
-    },
+    protobuf::{Message as _, well_known_types::any::Any},
     shim::oci::Options,
     types::task::Status,
 };
@@ -218,35 +215,16 @@ impl Tasks {
             .map_err(|e| e.context("failed to delete task"))
     }
 
-    /// Checkpoints the task of `id` through its shim. Storing the images in the content store
-    /// is not supported, so a checkpoint that succeeds is discarded and reported as such.
-    pub async fn checkpoint(
-        &self,
-        ns: &str,
-        id: &str,
-        options: Option<&prost_types::Any>,
-    ) -> Result<(), Error> {
-        let task = self.task(ns, id).await?;
-        let dir = self
-            .runc_root
-            .with_file_name("checkpoints")
-            .join(format!("{ns}-{id}"));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| berth_proto::errdefs::io_error(format!("create {}", dir.display()), e))?;
-        let req = api::CheckpointTaskRequest {
-            id: id.to_string(),
-            path: dir.display().to_string(),
-            options: convert::any_field(options),
-            ..Default::default()
-        };
-        let done: Result<Empty, Error> = task.call("Checkpoint", &req).await;
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "removing checkpoint");
-        }
-        done?;
+    /// Checkpoints the task of `id`: not supported. Checkpoint images would have to be
+    /// stored in the content store, which Berth does not do yet, and a checkpoint that is
+    /// taken only to be thrown away would still pause (or stop) the container; so the task is
+    /// looked up (NotFound as usual) and left alone.
+    pub async fn checkpoint(&self, ns: &str, id: &str) -> Result<(), Error> {
+        self.task(ns, id).await?;
         Err(Error::new(
             Kind::NotImplemented,
-            "checkpoint images cannot be stored in the content store: not supported",
+            "checkpointing tasks is not supported by berthd (no checkpoint images in the \
+             content store yet)",
         ))
     }
 
