@@ -188,6 +188,19 @@ fn ctr_task_lifecycle() {
         assert!(metrics.contains(&id), "{runtime}: {metrics}");
         let pids = ctr(&d, &["task", "ps", &id]);
         assert!(pids.lines().count() >= 2, "{runtime}: {pids}");
+        // Checkpoints are refused as not supported, and the task keeps running.
+        let checkpoint = ctr_out(&d, &["task", "checkpoint", &id]);
+        assert!(!checkpoint.status.success(), "{runtime}");
+        assert!(
+            text(&checkpoint).contains("not supported"),
+            "{}",
+            text(&checkpoint)
+        );
+        assert_eq!(
+            task_status(&d, &id).as_deref(),
+            Some("RUNNING"),
+            "{runtime}"
+        );
         // A running task is neither deleted nor its container.
         assert!(!ctr_out(&d, &["task", "rm", &id]).status.success());
         assert!(!ctr_out(&d, &["c", "rm", &id]).status.success());
