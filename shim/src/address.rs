@@ -2,7 +2,7 @@
 //! by hashing the daemon address, namespace and group, so that every container of a pod
 //! finds the same shim.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -68,6 +68,16 @@ pub fn is_live(address: &str) -> bool {
     UnixStream::connect(socket_path(address)).is_ok()
 }
 
+/// Removes the socket file of `address` when nothing listens there any more (a shim that
+/// was killed leaves it behind). Anything that is not a socket is left alone.
+pub fn remove_dead(address: &str) {
+    let path = Path::new(socket_path(address));
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket && !is_live(address) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Binds `address` with mode 0600 in a 0700 directory, replacing a dead socket.
 pub fn listen(address: &str) -> Result<UnixListener> {
     let path = Path::new(socket_path(address));
@@ -94,6 +104,23 @@ pub fn listen(address: &str) -> Result<UnixListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_dead_sockets_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join("dead");
+        drop(UnixListener::bind(&dead).unwrap());
+        let live = dir.path().join("live");
+        let _listener = UnixListener::bind(&live).unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        for p in [&dead, &live, &file] {
+            remove_dead(&format!("unix://{}", p.display()));
+        }
+        assert!(!dead.exists());
+        assert!(live.exists());
+        assert!(file.exists());
+    }
 
     #[test]
     fn grouping_follows_annotations() {

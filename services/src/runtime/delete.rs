@@ -134,6 +134,10 @@ impl Manager {
             status: 255,
             at: Some(Timestamp::now().to_proto()),
         });
+        // A killed shim cannot remove its socket; containerd leaves it behind, we do not.
+        if let Ok(bootstrap) = bundle.read_bootstrap() {
+            remove_dead_socket(&bootstrap.address);
+        }
         remove(bundle);
         self.exchange.publish(
             &bundle.namespace,
@@ -157,5 +161,21 @@ impl Manager {
                 id: String::new(),
             },
         );
+    }
+}
+
+/// Removes the socket file at `address` (`unix://…`) when nothing listens there any more.
+/// Anything that is not a socket is left alone.
+fn remove_dead_socket(address: &str) {
+    use std::os::unix::fs::FileTypeExt;
+    let path = Path::new(address.strip_prefix("unix://").unwrap_or(address));
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket && std::os::unix::net::UnixStream::connect(path).is_err() {
+        match std::fs::remove_file(path) {
+            Ok(()) => tracing::debug!(socket = %path.display(), "removed dead shim socket"),
+            Err(e) => {
+                tracing::warn!(socket = %path.display(), error = %e, "removing dead shim socket")
+            }
+        }
     }
 }

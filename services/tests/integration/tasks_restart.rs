@@ -150,6 +150,18 @@ fn killed_shim_is_cleaned_up() {
             ],
         );
         let pid = shim_pid(&id).expect("shim process");
+        let bundle = d
+            .dir
+            .path()
+            .join("state/io.containerd.runtime.v2.task/default")
+            .join(&id);
+        let address = std::fs::read_to_string(bundle.join("address")).unwrap();
+        let socket = std::path::PathBuf::from(address.trim().trim_start_matches("unix://"));
+        assert!(
+            socket.exists(),
+            "{runtime}: shim socket {}",
+            socket.display()
+        );
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -162,6 +174,10 @@ fn killed_shim_is_cleaned_up() {
         assert!(task_status(&d, &id).is_none());
         assert_no_leftovers(&d, &id);
         assert!(shim_pid(&id).is_none());
+        assert!(
+            !socket.exists(),
+            "{runtime}: dead shim's socket left behind"
+        );
         sweep(&d, &[id]);
     }
 }
