@@ -103,6 +103,34 @@ pub fn assert_no_leftovers(d: &Daemon, id: &str) {
     );
 }
 
+/// Starts container `id` from `image` detached on `runtime`, running `command`; `flags` go
+/// before the image (e.g. `--annotation k=v`).
+pub fn run_detached(
+    d: &Daemon,
+    runtime: &str,
+    image: &str,
+    id: &str,
+    flags: &[&str],
+    command: &[&str],
+) {
+    let mut args = vec!["run", "-d", "--runtime", runtime];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[image, id]);
+    args.extend_from_slice(command);
+    ctr(d, &args);
+}
+
+/// Kills task `id`, waits until it is reported STOPPED, then deletes the task and the
+/// container.
+pub fn kill_and_remove(d: &Daemon, id: &str) {
+    ctr(d, &["task", "kill", "-s", "SIGKILL", id]);
+    eventually(10, &format!("{id} stopped"), || {
+        task_status(d, id).as_deref() == Some("STOPPED")
+    });
+    ctr(d, &["task", "rm", id]);
+    ctr(d, &["c", "rm", id]);
+}
+
 /// Kills whatever is left of `ids` at the end of a test (best effort).
 pub fn sweep(d: &Daemon, ids: &[String]) {
     for id in ids {
@@ -156,19 +184,7 @@ fn ctr_task_lifecycle() {
     let image = busybox(&d);
     for runtime in runtimes() {
         let id = format!("life-{}", runtime.split('.').nth(2).unwrap());
-        ctr(
-            &d,
-            &[
-                "run",
-                "-d",
-                "--runtime",
-                runtime,
-                &image,
-                &id,
-                "sleep",
-                "1000",
-            ],
-        );
+        run_detached(&d, runtime, &image, &id, &[], &["sleep", "1000"]);
         let ps = ctr(&d, &["task", "exec", "--exec-id", "e1", &id, "ps"]);
         assert!(ps.contains("sleep 1000"), "{runtime}: {ps}");
         assert_eq!(
@@ -324,23 +340,10 @@ fn containers_of_one_pod_share_a_shim() {
             .iter()
             .map(|n| format!("{n}-{}", runtime.rsplit('.').nth(1).unwrap()))
             .collect();
+        let annotation = format!("io.kubernetes.cri.sandbox-id=sandbox-{runtime}");
         for id in &ids {
-            let annotation = format!("io.kubernetes.cri.sandbox-id=sandbox-{runtime}");
-            ctr(
-                &d,
-                &[
-                    "run",
-                    "-d",
-                    "--runtime",
-                    runtime,
-                    "--annotation",
-                    &annotation,
-                    &image,
-                    id,
-                    "sleep",
-                    "1000",
-                ],
-            );
+            let flags = ["--annotation", annotation.as_str()];
+            run_detached(&d, runtime, &image, id, &flags, &["sleep", "1000"]);
         }
         let address = |id: &str| std::fs::read_to_string(bundles.join(id).join("address")).unwrap();
         let shared = address(&ids[0]);
@@ -352,12 +355,7 @@ fn containers_of_one_pod_share_a_shim() {
         let socket = shared.trim_start_matches("unix://").to_string();
 
         // Removing one container leaves the shim serving the other.
-        ctr(&d, &["task", "kill", "-s", "SIGKILL", &ids[0]]);
-        eventually(10, "first container stopped", || {
-            task_status(&d, &ids[0]).as_deref() == Some("STOPPED")
-        });
-        ctr(&d, &["task", "rm", &ids[0]]);
-        ctr(&d, &["c", "rm", &ids[0]]);
+        kill_and_remove(&d, &ids[0]);
         let out = ctr(
             &d,
             &[
@@ -377,12 +375,7 @@ fn containers_of_one_pod_share_a_shim() {
         );
 
         // The last one takes the shim with it.
-        ctr(&d, &["task", "kill", "-s", "SIGKILL", &ids[1]]);
-        eventually(10, "second container stopped", || {
-            task_status(&d, &ids[1]).as_deref() == Some("STOPPED")
-        });
-        ctr(&d, &["task", "rm", &ids[1]]);
-        ctr(&d, &["c", "rm", &ids[1]]);
+        kill_and_remove(&d, &ids[1]);
         eventually(10, "the pod's shim to exit", || {
             !Path::new(&socket).exists()
         });

@@ -8,8 +8,8 @@ use containerd_client::services::v1::{WaitRequest, tasks_client::TasksClient};
 use crate::{
     daemon::{Daemon, ns},
     tasks::{
-        assert_no_leftovers, busybox, can_run, ctr, ctr_out, eventually, runtimes, sweep,
-        task_status,
+        assert_no_leftovers, busybox, can_run, ctr, ctr_out, eventually, run_detached, runtimes,
+        sweep, task_status,
     },
 };
 
@@ -43,35 +43,17 @@ async fn killed_berthd_leaves_tasks_running_and_finds_them_again() {
         let short = runtime.split('.').nth(2).unwrap();
         for i in 0..20 {
             let id = format!("keep-{short}-{i}");
-            ctr(
-                &d,
-                &[
-                    "run",
-                    "-d",
-                    "--runtime",
-                    runtime,
-                    &image,
-                    &id,
-                    "sleep",
-                    "1000",
-                ],
-            );
+            run_detached(&d, runtime, &image, &id, &[], &["sleep", "1000"]);
             ids.push(id);
         }
         let id = format!("exit5-{short}");
-        ctr(
+        run_detached(
             &d,
-            &[
-                "run",
-                "-d",
-                "--runtime",
-                runtime,
-                &image,
-                &id,
-                "sh",
-                "-c",
-                "sleep 2; exit 5",
-            ],
+            runtime,
+            &image,
+            &id,
+            &[],
+            &["sh", "-c", "sleep 2; exit 5"],
         );
         ids.push(id);
     }
@@ -87,27 +69,11 @@ async fn killed_berthd_leaves_tasks_running_and_finds_them_again() {
         assert_eq!(task_status(&d, id).as_deref(), Some(want), "{id}");
     }
     let mut tasks = TasksClient::new(d.channel().await);
-    for id in ids.iter().filter(|id| id.starts_with("exit5")) {
-        let waited = tasks
-            .wait(ns(
-                "default",
-                WaitRequest {
-                    container_id: id.clone(),
-                    exec_id: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(waited.exit_status, 5, "{id}");
-        ctr(&d, &["task", "rm", id]);
-        ctr(&d, &["c", "rm", id]);
-        assert_no_leftovers(&d, id);
-    }
     for id in ids.iter().filter(|id| id.starts_with("keep")) {
         ctr(&d, &["task", "kill", "-s", "SIGKILL", id]);
     }
-    for id in ids.iter().filter(|id| id.starts_with("keep")) {
+    for id in &ids {
+        let want = if id.starts_with("exit5") { 5 } else { 137 };
         let waited = tasks
             .wait(ns(
                 "default",
@@ -119,7 +85,7 @@ async fn killed_berthd_leaves_tasks_running_and_finds_them_again() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(waited.exit_status, 137, "{id}");
+        assert_eq!(waited.exit_status, want, "{id}");
         ctr(&d, &["task", "rm", id]);
         ctr(&d, &["c", "rm", id]);
         assert_no_leftovers(&d, id);
@@ -136,19 +102,7 @@ fn killed_shim_is_cleaned_up() {
     let image = busybox(&d);
     for runtime in runtimes() {
         let id = format!("shimkill-{}", runtime.split('.').nth(2).unwrap());
-        ctr(
-            &d,
-            &[
-                "run",
-                "-d",
-                "--runtime",
-                runtime,
-                &image,
-                &id,
-                "sleep",
-                "1000",
-            ],
-        );
+        run_detached(&d, runtime, &image, &id, &[], &["sleep", "1000"]);
         let pid = shim_pid(&id).expect("shim process");
         let bundle = d
             .dir
