@@ -324,6 +324,13 @@ fn main() {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .compile_protos(&["berth/transfer/v1/transfer.proto"], &["berth"])
+        .compile_protos(
+            &[
+                "berth/transfer/v1/transfer.proto",
+                "berth/logs/v1/logs.proto",
+                "berth/volumes/v1/volumes.proto",
+            ],
+            &["berth"],
+        )
         .expect("compiling Berth's protos");
 }

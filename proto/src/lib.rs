@@ -114,6 +114,18 @@ pub mod berth {
             tonic::include_proto!("berth.transfer.v1");
         }
     }
+    /// `berth.logs.v1`: containers' logged output, read back from the daemon.
+    pub mod logs {
+        pub mod v1 {
+            tonic::include_proto!("berth.logs.v1");
+        }
+    }
+    /// `berth.volumes.v1`: named volumes under the daemon's root dir.
+    pub mod volumes {
+        pub mod v1 {
+            tonic::include_proto!("berth.volumes.v1");
+        }
+    }
 }
 
 /// Packs a message into an `Any` whose type URL is the plain full message name, the way
