@@ -3,6 +3,11 @@
 
 mod client;
 mod commands;
+mod exit;
+mod image;
+mod lookup;
+mod output;
+mod task;
 
 use std::process::ExitCode;
 
@@ -96,13 +101,20 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<exit::ExitStatus>().is_some() && e.chain().count() == 1 => {
+            ExitCode::from(e.downcast_ref::<exit::ExitStatus>().map_or(0, |s| s.0))
+        }
         Err(e) => {
+            let code = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<exit::ExitStatus>())
+                .map_or(exit::DAEMON_ERROR, |s| s.0);
             if cli.debug {
                 eprintln!("berthctl: {e:?}");
             } else {
                 eprintln!("berthctl: {e:#}");
             }
-            ExitCode::from(125)
+            ExitCode::from(code)
         }
     }
 }
