@@ -3,7 +3,8 @@
 use anyhow::Context as _;
 use containerd_client::tonic::{Request, transport::Channel};
 
-/// A connected client.
+/// A connected client (cheap to clone: the channel is shared).
+#[derive(Clone)]
 pub struct Client {
     /// The gRPC channel to berthd.
     pub channel: Channel,
@@ -26,6 +27,11 @@ impl Client {
             channel,
             namespace: namespace.to_string(),
         })
+    }
+
+    /// The namespace every request carries.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// Wraps `msg` in a request for the client's namespace.

@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod container;
 mod exit;
 mod image;
 mod lookup;
@@ -65,6 +66,36 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Remove registry credentials.
     Logout(commands::login::LogoutArgs),
+    // Container lifecycle and I/O.
+    /// Create and run a container.
+    Run(commands::run::Args),
+    /// Create a container without starting it.
+    Create(commands::create::Args),
+    /// Start stopped containers.
+    Start(commands::start::Args),
+    /// Stop running containers.
+    Stop(commands::stop::Args),
+    /// Restart containers.
+    Restart(commands::stop::RestartArgs),
+    /// Send a signal to containers.
+    Kill(commands::kill::Args),
+    /// Remove containers.
+    #[command(alias = "remove")]
+    Rm(commands::rm::Args),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(commands::wait::Args),
+    /// Follow a running container's output.
+    Attach(commands::attach::Args),
+    /// Run a command in a running container.
+    Exec(commands::exec::Args),
+    /// Fetch a container's logs.
+    Logs(commands::logs::Args),
+    /// Pause containers.
+    Pause(commands::pause::Args),
+    /// Unpause containers.
+    Unpause(commands::pause::Args),
+    /// Rename a container.
+    Rename(commands::rename::Args),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +128,21 @@ fn main() -> ExitCode {
             Command::Import(args) => commands::archive::import(args, &client).await,
             Command::Save(args) => commands::archive::save(args, &client).await,
             Command::Login(_) | Command::Logout(_) => Ok(()),
+            // Container lifecycle and I/O.
+            Command::Run(args) => commands::run::run(args, &client).await,
+            Command::Create(args) => commands::create::run(args, &client).await,
+            Command::Start(args) => commands::start::run(args, &client).await,
+            Command::Stop(args) => commands::stop::run(args, &client).await,
+            Command::Restart(args) => commands::stop::restart(args, &client).await,
+            Command::Kill(args) => commands::kill::run(args, &client).await,
+            Command::Rm(args) => commands::rm::run(args, &client).await,
+            Command::Wait(args) => commands::wait::run(args, &client).await,
+            Command::Attach(args) => commands::attach::run(args, &client).await,
+            Command::Exec(args) => commands::exec::run(args, &client).await,
+            Command::Logs(args) => commands::logs::run(args, &client).await,
+            Command::Pause(args) => commands::pause::pause(args, &client).await,
+            Command::Unpause(args) => commands::pause::unpause(args, &client).await,
+            Command::Rename(args) => commands::rename::run(args, &client).await,
         }
     });
     match result {
