@@ -32,6 +32,7 @@ use crate::{
     tasks::{self, Tasks},
     transfer::{self, RegistrySettings, Transfer},
     version,
+    volumes::{self, Volumes, users::ContainerUsers},
 };
 
 /// containerd's plugin type URIs used by Berth.
@@ -297,6 +298,12 @@ pub const BUILTINS: &[Plugin] = &[
         id: "introspection",
         requires: &[],
         init: init_grpc_introspection,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "volumes",
+        requires: &[types::SERVICE],
+        init: init_grpc_volumes,
     },
 ];
 
@@ -685,6 +692,23 @@ fn init_grpc_introspection(p: &Plugin, cx: &mut InitContext<'_>) -> Result<(), E
         introspection::Service::new(cx.table.clone(), uuid),
     );
     cx.routes.add_service(svc);
+    Ok(())
+}
+
+fn init_grpc_volumes(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let users = ContainerUsers::new(
+        cx.namespaces
+            .clone()
+            .ok_or_else(|| missing("namespaces service"))?,
+        cx.containers
+            .clone()
+            .ok_or_else(|| missing("containers service"))?,
+    );
+    let store = Volumes::open(&cx.config.root.join(volumes::DIR), Arc::new(users))?;
+    let svc = berth_proto::berth::volumes::v1::volumes_server::VolumesServer::new(
+        volumes::grpc::Service::new(Arc::new(store)),
+    );
+    cx.routes.add_service(limits!(cx, svc));
     Ok(())
 }
 

@@ -19,3 +19,4 @@ mod tasks;
 mod tasks_bad_input;
 mod tasks_restart;
 mod transfer;
+mod volumes;
