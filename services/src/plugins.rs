@@ -27,6 +27,7 @@ use crate::{
     metadata::Store,
     namespaces::{self, Namespaces},
     registry::HostsConfig,
+    restart::Monitor,
     runtime,
     snapshots::{self, Snapshots, Snapshotters, meta::SnapshotMeta},
     tasks::{self, Tasks},
@@ -59,6 +60,8 @@ pub mod types {
     pub const GRPC: &str = "io.containerd.grpc.v1";
     /// Task runtimes (shim v2).
     pub const RUNTIME: &str = "io.containerd.runtime.v2";
+    /// Internal daemon machinery (the restart monitor).
+    pub const INTERNAL: &str = "io.containerd.internal.v1";
 }
 
 /// What plugins build and share while they start.
@@ -304,6 +307,12 @@ pub const BUILTINS: &[Plugin] = &[
         id: "volumes",
         requires: &[types::SERVICE],
         init: init_grpc_volumes,
+    },
+    Plugin {
+        kind: types::INTERNAL,
+        id: "restart",
+        requires: &[types::SERVICE, types::RUNTIME],
+        init: init_restart,
     },
 ];
 
@@ -710,6 +719,33 @@ fn init_grpc_volumes(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> 
     );
     cx.routes.add_service(limits!(cx, svc));
     Ok(())
+}
+
+fn init_restart(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let containers = cx
+        .containers
+        .clone()
+        .ok_or_else(|| missing("containers service"))?;
+    let snapshots = cx
+        .snapshots
+        .clone()
+        .ok_or_else(|| missing("snapshots service"))?;
+    let tasks = Tasks::new(
+        cx.runtime()?,
+        containers.clone(),
+        snapshots.clone(),
+        runc_root(cx.config),
+    );
+    let monitor = Monitor::new(
+        Arc::new(tasks),
+        cx.runtime()?,
+        containers,
+        snapshots,
+        cx.namespaces
+            .clone()
+            .ok_or_else(|| missing("namespaces service"))?,
+    );
+    Arc::new(monitor).start(&*cx.exchange()?)
 }
 
 #[cfg(test)]
