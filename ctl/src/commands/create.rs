@@ -17,7 +17,7 @@ pub struct Args {
 
 /// Creates the container.
 pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
-    let created = create::create(client, &args.flags, false).await?;
+    let created = create::create(client, &args.flags, false, false).await?;
     println!("{}", created.id);
     Ok(())
 }

@@ -26,7 +26,7 @@ pub struct Args {
 
 /// Creates and starts the container.
 pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
-    let created = create::create(client, &args.flags, args.detach && args.rm).await?;
+    let created = create::create(client, &args.flags, args.detach && args.rm, true).await?;
     let id = created.id.clone();
     if args.detach {
         process::create_task(client, &id, Default::default(), args.flags.tty).await?;

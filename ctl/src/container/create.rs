@@ -43,10 +43,13 @@ pub struct Created {
 }
 
 /// Creates the container that `flags` describe; `auto_remove` sets `berth.io/auto-remove`.
+/// `starting` (run, not create) also tells the restart monitor to keep it running; for a
+/// created container `start` does that, so that the monitor does not start it by itself.
 pub async fn create(
     client: &Client,
     flags: &CreateFlags,
     auto_remove: bool,
+    starting: bool,
 ) -> anyhow::Result<Created> {
     let policy = flags::restart_policy(&flags.restart)?;
     if policy.is_some() && auto_remove {
@@ -73,7 +76,8 @@ pub async fn create(
     labels.insert(label::LOG_DRIVER.into(), label::LOG_DRIVER_JSON_FILE.into());
     if let Some(policy) = policy {
         labels.insert(restart::POLICY.into(), policy);
-        labels.insert(restart::STATUS.into(), "running".into());
+        let status = if starting { "running" } else { "stopped" };
+        labels.insert(restart::STATUS.into(), status.into());
     }
     if auto_remove {
         labels.insert(label::AUTO_REMOVE.into(), "true".into());

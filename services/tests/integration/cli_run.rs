@@ -354,63 +354,56 @@ fn cli_run_volumes_and_restart_policies() {
             "echo kept > /data/f",
         ],
     );
-    if served(&out, "volumes") {
-        assert!(out.status.success(), "{}", text(&out));
-        let out = bc_ok(
-            &d,
-            &[
-                "run",
-                "--rm",
-                "-v",
-                "data:/data:ro",
-                &image,
-                "cat",
-                "/data/f",
-            ],
-        );
-        assert_eq!(out, "kept\n");
-        let (c, t) = code(
-            &d,
-            &[
-                "run",
-                "--rm",
-                "-v",
-                "data:/data:ro",
-                &image,
-                "touch",
-                "/data/g",
-            ],
-        );
-        assert_ne!(c, Some(0), "{t}");
-        // A host directory binds too.
-        let host = d.dir.path().join("host");
-        std::fs::create_dir(&host).unwrap();
-        std::fs::write(host.join("h"), "from host\n").unwrap();
-        let bind = format!("{}:/h", host.display());
-        assert_eq!(
-            bc_ok(&d, &["run", "--rm", "-v", &bind, &image, "cat", "/h/h"]),
-            "from host\n"
-        );
-        let mount = format!("type=bind,source={},target=/m,readonly", host.display());
-        assert_eq!(
-            bc_ok(
-                &d,
-                &["run", "--rm", "--mount", &mount, &image, "cat", "/m/h"]
-            ),
-            "from host\n"
-        );
-    }
-
-    let probe = bc_ok(&d, &["run", "-d", "--name", "probe", &image, "true"]);
-    let monitor = served(
-        &bc(&d, &["logs", probe.trim()]),
-        "restart monitor (logs, restart)",
-    );
-    bc_ok(&d, &["rm", "-f", "probe"]);
-    if !monitor {
+    // The volume service and the restart monitor came to berthd together.
+    if !served(&out, "volumes and the restart monitor") {
         assert_nothing_left(&d);
         return;
     }
+    assert!(out.status.success(), "{}", text(&out));
+    let out = bc_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "data:/data:ro",
+            &image,
+            "cat",
+            "/data/f",
+        ],
+    );
+    assert_eq!(out, "kept\n");
+    let (c, t) = code(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "data:/data:ro",
+            &image,
+            "touch",
+            "/data/g",
+        ],
+    );
+    assert_ne!(c, Some(0), "{t}");
+    // A host directory binds too.
+    let host = d.dir.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("h"), "from host\n").unwrap();
+    let bind = format!("{}:/h", host.display());
+    assert_eq!(
+        bc_ok(&d, &["run", "--rm", "-v", &bind, &image, "cat", "/h/h"]),
+        "from host\n"
+    );
+    let mount = format!("type=bind,source={},target=/m,readonly", host.display());
+    assert_eq!(
+        bc_ok(
+            &d,
+            &["run", "--rm", "--mount", &mount, &image, "cat", "/m/h"]
+        ),
+        "from host\n"
+    );
+
     let id = bc_ok(
         &d,
         &[
