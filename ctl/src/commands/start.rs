@@ -5,6 +5,7 @@ use containerd_client::{services::v1::Container, types::v1::Status};
 
 use crate::{
     client::Client,
+    commands::stop::each,
     container::{labels, process},
     exit, lookup, task,
 };
@@ -32,20 +33,22 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
     if (args.attach || args.interactive) && args.containers.len() > 1 {
         bail!("you cannot start and attach multiple containers at once");
     }
-    for reference in &args.containers {
-        let container = lookup::find(client, reference).await?;
-        if args.attach || args.interactive {
-            let code = start_attached(client, &container, args.interactive).await?;
-            return if code == 0 {
-                Ok(())
-            } else {
-                Err(exit::with_code(code))
-            };
-        }
+    if args.attach || args.interactive {
+        let container = lookup::find(client, &args.containers[0]).await?;
+        let code = start_attached(client, &container, args.interactive).await?;
+        return if code == 0 {
+            Ok(())
+        } else {
+            Err(exit::with_code(code))
+        };
+    }
+    each(&args.containers, |reference| async move {
+        let container = lookup::find(client, &reference).await?;
         start_detached(client, &container).await?;
         println!("{reference}");
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 /// Whether the container's spec asks for a terminal.

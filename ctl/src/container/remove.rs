@@ -9,7 +9,10 @@ use berth_proto::{
     labels::berth::VOLUMES,
 };
 use containerd_client::{
-    services::v1::{Container, DeleteContainerRequest, containers_client::ContainersClient},
+    services::v1::{
+        Container, DeleteContainerRequest, ResumeTaskRequest, containers_client::ContainersClient,
+        tasks_client::TasksClient,
+    },
     types::v1::Status,
 };
 
@@ -68,9 +71,21 @@ pub async fn delete(client: &Client, container: &Container) -> anyhow::Result<()
     record
 }
 
-/// SIGKILLs the task of `id` (a paused one is thawed by the kill) and waits for its exit.
+/// SIGKILLs the task of `id` (thawing a paused one, which could not die frozen) and waits
+/// for its exit.
 pub async fn kill_and_wait(client: &Client, id: &str) -> anyhow::Result<()> {
     let killed = signals::kill(client, id, "", 9).await;
+    if task::state(client, id)
+        .await?
+        .is_some_and(|s| matches!(s.status, Status::Paused | Status::Pausing))
+    {
+        TasksClient::new(client.channel.clone())
+            .resume(client.request(ResumeTaskRequest {
+                container_id: id.to_string(),
+            }))
+            .await
+            .context("resuming the paused container to kill it")?;
+    }
     if let Err(e) = killed
         && task::state(client, id)
             .await?

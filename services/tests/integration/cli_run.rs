@@ -255,8 +255,9 @@ fn cli_run_detached_lifecycle() {
     });
     assert_eq!(bc_ok(&d, &["rm", "site"]).trim(), "site");
 
-    // rm -f removes a running one.
+    // rm -f removes a running one, even a paused one.
     let other = bc_ok(&d, &["run", "-d", &image, "sleep", "1000"]);
+    bc_ok(&d, &["pause", other.trim()]);
     bc_ok(&d, &["rm", "-f", other.trim()]);
 
     // wait prints the exit code and exits 0.
