@@ -4,6 +4,8 @@
 mod client;
 mod commands;
 mod exit;
+mod filters;
+mod human;
 mod image;
 mod lookup;
 mod output;
@@ -14,6 +16,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Operate a Berth daemon.
+///
+/// Example: `berthctl -n default system info`
 #[derive(Parser)]
 #[command(name = "berthctl", version)]
 struct Cli {
@@ -42,33 +46,57 @@ struct Cli {
     command: Command,
 }
 
+// The verbs. Variants carry no doc comment of their own: clap then shows the `Args` struct's
+// doc (summary, details and its `Example:` line) as the verb's help.
 #[derive(Subcommand)]
 enum Command {
-    /// Show client and server versions.
     Version(commands::version::Args),
-    /// Manage namespaces.
     #[command(alias = "namespaces", alias = "ns")]
     Namespace(commands::namespace::Args),
-    /// List the daemon's plugins.
     Plugins(commands::plugins::Args),
-    /// Pull an image from a registry.
     Pull(commands::pull::Args),
-    /// Push an image to a registry.
     Push(commands::push::Args),
-    /// Load images from an OCI or `docker save` tarball.
     Load(commands::archive::LoadArgs),
-    /// Create an image from a root filesystem tarball.
     Import(commands::archive::ImportArgs),
-    /// Save images to a tarball.
     Save(commands::archive::SaveArgs),
-    /// Store registry credentials.
     Login(commands::login::LoginArgs),
-    /// Remove registry credentials.
     Logout(commands::login::LogoutArgs),
+    // wt-ctl-system: volumes, system, events, completion and the low-level groups.
+    #[command(alias = "volumes")]
+    Volume(commands::volume::Args),
+    System(commands::system::Args),
+    Info(commands::system::InfoArgs),
+    Events(commands::events::Args),
+    Completion(commands::completion::Args),
+    Content(commands::content::Args),
+    #[command(alias = "snapshots")]
+    Snapshot(commands::snapshot::Args),
+    #[command(alias = "leases")]
+    Lease(commands::lease::Args),
+    #[command(alias = "tasks")]
+    Task(commands::task::Args),
+    #[command(alias = "containers")]
+    Container(commands::container::Args),
+}
+
+/// Parses the command line; usage errors leave with 125 as docker's do, while `--help` and
+/// `--version` print to standard output and leave with 0.
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(exit::DAEMON_ERROR)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -84,6 +112,12 @@ fn main() -> ExitCode {
         let command = match cli.command {
             Command::Login(args) => return commands::login::login(args),
             Command::Logout(args) => return commands::login::logout(args),
+            Command::Completion(args) => {
+                return commands::completion::run(
+                    args,
+                    &mut <Cli as clap::CommandFactory>::command(),
+                );
+            }
             other => other,
         };
         let client = client::Client::connect(&cli.address, &cli.namespace).await?;
@@ -96,7 +130,17 @@ fn main() -> ExitCode {
             Command::Load(args) => commands::archive::load(args, &client).await,
             Command::Import(args) => commands::archive::import(args, &client).await,
             Command::Save(args) => commands::archive::save(args, &client).await,
-            Command::Login(_) | Command::Logout(_) => Ok(()),
+            // wt-ctl-system
+            Command::Volume(args) => commands::volume::run(args, &client).await,
+            Command::System(args) => commands::system::run(args, &client).await,
+            Command::Info(args) => commands::system::info(args, &client).await,
+            Command::Events(args) => commands::events::run(args, &client).await,
+            Command::Content(args) => commands::content::run(args, &client).await,
+            Command::Snapshot(args) => commands::snapshot::run(args, &client).await,
+            Command::Lease(args) => commands::lease::run(args, &client).await,
+            Command::Task(args) => commands::task::run(args, &client).await,
+            Command::Container(args) => commands::container::run(args, &client).await,
+            Command::Login(_) | Command::Logout(_) | Command::Completion(_) => Ok(()),
         }
     });
     match result {
