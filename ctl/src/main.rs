@@ -17,6 +17,9 @@ use clap::{Parser, Subcommand};
 
 /// Operate a Berth daemon.
 ///
+/// The daemon options go before the verb, as with `ctr` (`berthctl -n team-a ps -a`): verbs
+/// keep their short options free for docker's meanings (`-a` is `--all`).
+///
 /// Example: `berthctl -n default system info`
 #[derive(Parser)]
 #[command(name = "berthctl", version)]
@@ -26,21 +29,14 @@ struct Cli {
         short = 'a',
         long,
         env = "BERTH_ADDRESS",
-        default_value = "/run/berth/berth.sock",
-        global = true
+        default_value = "/run/berth/berth.sock"
     )]
     address: String,
     /// Namespace to work in.
-    #[arg(
-        short = 'n',
-        long,
-        env = "BERTH_NAMESPACE",
-        default_value = "default",
-        global = true
-    )]
+    #[arg(short = 'n', long, env = "BERTH_NAMESPACE", default_value = "default")]
     namespace: String,
     /// Print debug details of errors.
-    #[arg(long, global = true)]
+    #[arg(long)]
     debug: bool,
     #[command(subcommand)]
     command: Command,
@@ -160,5 +156,41 @@ fn main() -> ExitCode {
             }
             ExitCode::from(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// clap's own consistency checks (e.g. two options of one verb sharing a short name).
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every verb and sub-verb's help ends with an example.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                let help = sub
+                    .get_long_about()
+                    .or(sub.get_about())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                let last = help.trim_end().lines().last().unwrap_or("").to_string();
+                if !last.starts_with("Example:") {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "berthctl", &mut missing);
+        assert!(missing.is_empty(), "no `Example:` line: {missing:?}");
     }
 }
