@@ -19,7 +19,10 @@
 //! * [`runtime`] starts shims (shim v2), talks to them over ttrpc and reconnects after a
 //!   restart; [`tasks`] serves containerd's Tasks API on top of it;
 //! * [`registry`] speaks the OCI distribution protocol to registries (pull, push, auth);
-//! * [`introspection`] and [`version`] describe the daemon.
+//! * [`introspection`] and [`version`] describe the daemon;
+//! * [`volumes`] keeps named volumes under the root dir (`berth.volumes.v1`);
+//! * [`restart`] keeps running the containers that ask for it, and removes the ones that ask
+//!   to go once their task exits.
 //!
 //! Each service is a thin gRPC shell (`grpc.rs`: validate, convert, call, map the error) over a
 //! store type that holds the logic. Errors travel as [`berth_proto::errdefs::Error`] and become
@@ -42,9 +45,11 @@ pub mod namespaces;
 pub mod plugins;
 pub mod registry;
 pub mod request;
+pub mod restart;
 pub mod runtime;
 pub mod server;
 pub mod snapshots;
 pub mod tasks;
 pub mod transfer;
 pub mod version;
+pub mod volumes;

@@ -27,11 +27,13 @@ use crate::{
     metadata::Store,
     namespaces::{self, Namespaces},
     registry::HostsConfig,
+    restart::Monitor,
     runtime,
     snapshots::{self, Snapshots, Snapshotters, meta::SnapshotMeta},
     tasks::{self, Tasks},
     transfer::{self, RegistrySettings, Transfer},
     version,
+    volumes::{self, Volumes, users::ContainerUsers},
 };
 
 /// containerd's plugin type URIs used by Berth.
@@ -58,6 +60,8 @@ pub mod types {
     pub const GRPC: &str = "io.containerd.grpc.v1";
     /// Task runtimes (shim v2).
     pub const RUNTIME: &str = "io.containerd.runtime.v2";
+    /// Internal daemon machinery (the restart monitor).
+    pub const INTERNAL: &str = "io.containerd.internal.v1";
 }
 
 /// What plugins build and share while they start.
@@ -297,6 +301,18 @@ pub const BUILTINS: &[Plugin] = &[
         id: "introspection",
         requires: &[],
         init: init_grpc_introspection,
+    },
+    Plugin {
+        kind: types::GRPC,
+        id: "volumes",
+        requires: &[types::SERVICE],
+        init: init_grpc_volumes,
+    },
+    Plugin {
+        kind: types::INTERNAL,
+        id: "restart",
+        requires: &[types::SERVICE, types::RUNTIME],
+        init: init_restart,
     },
 ];
 
@@ -686,6 +702,50 @@ fn init_grpc_introspection(p: &Plugin, cx: &mut InitContext<'_>) -> Result<(), E
     );
     cx.routes.add_service(svc);
     Ok(())
+}
+
+fn init_grpc_volumes(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let users = ContainerUsers::new(
+        cx.namespaces
+            .clone()
+            .ok_or_else(|| missing("namespaces service"))?,
+        cx.containers
+            .clone()
+            .ok_or_else(|| missing("containers service"))?,
+    );
+    let store = Volumes::open(&cx.config.root.join(volumes::DIR), Arc::new(users))?;
+    let svc = berth_proto::berth::volumes::v1::volumes_server::VolumesServer::new(
+        volumes::grpc::Service::new(Arc::new(store)),
+    );
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_restart(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let containers = cx
+        .containers
+        .clone()
+        .ok_or_else(|| missing("containers service"))?;
+    let snapshots = cx
+        .snapshots
+        .clone()
+        .ok_or_else(|| missing("snapshots service"))?;
+    let tasks = Tasks::new(
+        cx.runtime()?,
+        containers.clone(),
+        snapshots.clone(),
+        runc_root(cx.config),
+    );
+    let monitor = Monitor::new(
+        Arc::new(tasks),
+        cx.runtime()?,
+        containers,
+        snapshots,
+        cx.namespaces
+            .clone()
+            .ok_or_else(|| missing("namespaces service"))?,
+    );
+    Arc::new(monitor).start(&*cx.exchange()?)
 }
 
 #[cfg(test)]
