@@ -216,12 +216,17 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
                 .into_inner()
                 .mounts;
             for m in mounts {
-                let at = std::path::Path::new(&target).join(m.target.trim_start_matches('/'));
+                let at = match m.target.trim_start_matches('/') {
+                    "" => target.clone(),
+                    inner => std::path::Path::new(&target)
+                        .join(inner)
+                        .display()
+                        .to_string(),
+                };
                 println!(
-                    "mount -t {} {} {} -o {}",
+                    "mount -t {} {} {at} -o {}",
                     m.r#type,
                     m.source,
-                    at.display(),
                     m.options.join(",")
                 );
             }

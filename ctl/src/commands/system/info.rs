@@ -82,6 +82,10 @@ async fn gather(client: &Client) -> anyhow::Result<Value> {
             .map(|p| p.id.clone())
             .collect()
     };
+    let runtimes: Vec<String> = of_type("io.containerd.runtime.v2")
+        .iter()
+        .map(|id| format!("io.containerd.runtime.v2.{id}"))
+        .collect();
     let root = plugins
         .iter()
         .find(|p| p.r#type == "io.containerd.content.v1")
@@ -124,7 +128,7 @@ async fn gather(client: &Client) -> anyhow::Result<Value> {
         "ServerRevision": version.revision,
         "Driver": DEFAULT_SNAPSHOTTER,
         "Snapshotters": of_type("io.containerd.snapshotter.v1"),
-        "Runtimes": of_type("io.containerd.runtime.v2"),
+        "Runtimes": runtimes,
         "DefaultRuntime": DEFAULT_RUNTIME,
         "BerthRootDir": root,
         "Namespace": client.namespace(),
