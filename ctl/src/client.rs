@@ -28,6 +28,11 @@ impl Client {
         })
     }
 
+    /// The namespace every request carries.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     /// Wraps `msg` in a request for the client's namespace.
     pub fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);

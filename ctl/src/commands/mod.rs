@@ -7,3 +7,13 @@ pub mod plugins;
 pub mod pull;
 pub mod push;
 pub mod version;
+// wt-ctl-system
+pub mod completion;
+pub mod container;
+pub mod content;
+pub mod events;
+pub mod lease;
+pub mod snapshot;
+pub mod system;
+pub mod task;
+pub mod volume;
