@@ -5,6 +5,8 @@ mod client;
 mod commands;
 mod container;
 mod exit;
+mod filters;
+mod human;
 mod image;
 mod lookup;
 mod output;
@@ -15,6 +17,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Operate a Berth daemon.
+///
+/// The daemon options go before the verb, as with `ctr` (`berthctl -n team-a ps -a`): verbs
+/// keep their short options free for docker's meanings (`-a` is `--all`).
+///
+/// Example: `berthctl -n default system info`
 #[derive(Parser)]
 #[command(name = "berthctl", version)]
 struct Cli {
@@ -23,83 +30,92 @@ struct Cli {
         short = 'a',
         long,
         env = "BERTH_ADDRESS",
-        default_value = "/run/berth/berth.sock",
-        global = true
+        default_value = "/run/berth/berth.sock"
     )]
     address: String,
     /// Namespace to work in.
-    #[arg(
-        short = 'n',
-        long,
-        env = "BERTH_NAMESPACE",
-        default_value = "default",
-        global = true
-    )]
+    #[arg(short = 'n', long, env = "BERTH_NAMESPACE", default_value = "default")]
     namespace: String,
     /// Print debug details of errors.
-    #[arg(long, global = true)]
+    #[arg(long)]
     debug: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+// The verbs. Variants carry no doc comment of their own: clap then shows the `Args` struct's
+// doc (summary, details and its `Example:` line) as the verb's help.
 #[derive(Subcommand)]
 enum Command {
-    /// Show client and server versions.
     Version(commands::version::Args),
-    /// Manage namespaces.
     #[command(alias = "namespaces", alias = "ns")]
     Namespace(commands::namespace::Args),
-    /// List the daemon's plugins.
     Plugins(commands::plugins::Args),
-    /// Pull an image from a registry.
     Pull(commands::pull::Args),
-    /// Push an image to a registry.
     Push(commands::push::Args),
-    /// Load images from an OCI or `docker save` tarball.
     Load(commands::archive::LoadArgs),
-    /// Create an image from a root filesystem tarball.
     Import(commands::archive::ImportArgs),
-    /// Save images to a tarball.
     Save(commands::archive::SaveArgs),
-    /// Store registry credentials.
     Login(commands::login::LoginArgs),
-    /// Remove registry credentials.
     Logout(commands::login::LogoutArgs),
+    // wt-ctl-system: volumes, system, events, completion and the low-level groups.
+    #[command(alias = "volumes")]
+    Volume(commands::volume::Args),
+    System(commands::system::Args),
+    Info(commands::system::InfoArgs),
+    Events(commands::events::Args),
+    Completion(commands::completion::Args),
+    Content(commands::content::Args),
+    #[command(alias = "snapshots")]
+    Snapshot(commands::snapshot::Args),
+    #[command(alias = "leases")]
+    Lease(commands::lease::Args),
+    #[command(alias = "tasks")]
+    Task(commands::task::Args),
+    #[command(alias = "containers")]
+    Container(commands::container::Args),
     // Container lifecycle and I/O.
-    /// Create and run a container.
     Run(commands::run::Args),
-    /// Create a container without starting it.
     Create(commands::create::Args),
-    /// Start stopped containers.
     Start(commands::start::Args),
-    /// Stop running containers.
     Stop(commands::stop::Args),
-    /// Restart containers.
     Restart(commands::stop::RestartArgs),
-    /// Send a signal to containers.
     Kill(commands::kill::Args),
-    /// Remove containers.
     #[command(alias = "remove")]
     Rm(commands::rm::Args),
-    /// Wait for containers to stop and print their exit codes.
     Wait(commands::wait::Args),
-    /// Follow a running container's output.
     Attach(commands::attach::Args),
-    /// Run a command in a running container.
     Exec(commands::exec::Args),
-    /// Fetch a container's logs.
     Logs(commands::logs::Args),
-    /// Pause containers.
     Pause(commands::pause::Args),
-    /// Unpause containers.
-    Unpause(commands::pause::Args),
-    /// Rename a container.
+    Unpause(commands::pause::UnpauseArgs),
     Rename(commands::rename::Args),
 }
 
+/// Parses the command line; usage errors leave with 125 as docker's do, while `--help` and
+/// `--version` print to standard output and leave with 0.
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(exit::DAEMON_ERROR)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`berthctl content ls | head -1`) instead of failing to print.
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -115,6 +131,12 @@ fn main() -> ExitCode {
         let command = match cli.command {
             Command::Login(args) => return commands::login::login(args),
             Command::Logout(args) => return commands::login::logout(args),
+            Command::Completion(args) => {
+                return commands::completion::run(
+                    args,
+                    &mut <Cli as clap::CommandFactory>::command(),
+                );
+            }
             other => other,
         };
         let client = client::Client::connect(&cli.address, &cli.namespace).await?;
@@ -127,7 +149,17 @@ fn main() -> ExitCode {
             Command::Load(args) => commands::archive::load(args, &client).await,
             Command::Import(args) => commands::archive::import(args, &client).await,
             Command::Save(args) => commands::archive::save(args, &client).await,
-            Command::Login(_) | Command::Logout(_) => Ok(()),
+            // wt-ctl-system
+            Command::Volume(args) => commands::volume::run(args, &client).await,
+            Command::System(args) => commands::system::run(args, &client).await,
+            Command::Info(args) => commands::system::info(args, &client).await,
+            Command::Events(args) => commands::events::run(args, &client).await,
+            Command::Content(args) => commands::content::run(args, &client).await,
+            Command::Snapshot(args) => commands::snapshot::run(args, &client).await,
+            Command::Lease(args) => commands::lease::run(args, &client).await,
+            Command::Task(args) => commands::task::run(args, &client).await,
+            Command::Container(args) => commands::container::run(args, &client).await,
+            Command::Login(_) | Command::Logout(_) | Command::Completion(_) => Ok(()),
             // Container lifecycle and I/O.
             Command::Run(args) => commands::run::run(args, &client).await,
             Command::Create(args) => commands::create::run(args, &client).await,
@@ -162,5 +194,41 @@ fn main() -> ExitCode {
             }
             ExitCode::from(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// clap's own consistency checks (e.g. two options of one verb sharing a short name).
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every verb and sub-verb's help ends with an example.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                let help = sub
+                    .get_long_about()
+                    .or(sub.get_about())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                let last = help.trim_end().lines().last().unwrap_or("").to_string();
+                if !last.starts_with("Example:") {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "berthctl", &mut missing);
+        assert!(missing.is_empty(), "no `Example:` line: {missing:?}");
     }
 }

@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(short, long)]
     follow: bool,
     /// Number of lines to show from the end, or `all`.
-    #[arg(long, default_value = "all")]
+    #[arg(short = 'n', long, default_value = "all")]
     tail: String,
     /// Show output since a time: RFC 3339 (2024-05-01T10:00:00Z), Unix seconds, or relative
     /// (10m, 1h30m).

@@ -20,3 +20,13 @@ pub mod run;
 pub mod start;
 pub mod stop;
 pub mod wait;
+// wt-ctl-system
+pub mod completion;
+pub mod container;
+pub mod content;
+pub mod events;
+pub mod lease;
+pub mod snapshot;
+pub mod system;
+pub mod task;
+pub mod volume;

@@ -8,11 +8,14 @@ use containerd_client::services::v1::{
     namespaces_client::NamespacesClient,
 };
 
-use crate::client::Client;
+use crate::{
+    client::Client,
+    output::{self, Format},
+};
 
 /// Manage namespaces.
 ///
-/// Examples: `berthctl namespace create team-a tier=gold`, `berthctl namespace ls -q`
+/// Example: `berthctl namespace create team-a tier=gold && berthctl namespace ls -q`
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -22,13 +25,20 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Action {
     /// List namespaces.
+    ///
+    /// Example: `berthctl namespace ls --format json`
     #[command(alias = "list")]
     Ls {
         /// Print names only.
         #[arg(short, long)]
         quiet: bool,
+        /// `table`, `json` or a Go template over Name and Labels.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Create a namespace with optional KEY=VALUE labels.
+    ///
+    /// Example: `berthctl namespace create team-a tier=gold`
     Create {
         /// The namespace's name.
         name: String,
@@ -36,6 +46,8 @@ enum Action {
         labels: Vec<String>,
     },
     /// Remove namespaces (they must be empty).
+    ///
+    /// Example: `berthctl namespace rm team-a`
     #[command(alias = "remove", alias = "delete")]
     Rm {
         /// Names to remove.
@@ -44,7 +56,8 @@ enum Action {
     },
 }
 
-fn parse_labels(labels: &[String]) -> anyhow::Result<HashMap<String, String>> {
+/// Parses `KEY=VALUE` labels (as `--label` options and namespace labels give them).
+pub fn parse_labels(labels: &[String]) -> anyhow::Result<HashMap<String, String>> {
     labels
         .iter()
         .map(|l| {
@@ -60,7 +73,8 @@ fn parse_labels(labels: &[String]) -> anyhow::Result<HashMap<String, String>> {
 pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
     let mut api = NamespacesClient::new(client.channel.clone());
     match args.action {
-        Action::Ls { quiet } => {
+        Action::Ls { quiet, format } => {
+            let format = Format::parse(format.as_deref())?;
             let mut list = api
                 .list(client.request(ListNamespacesRequest {
                     filter: String::new(),
@@ -69,19 +83,26 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
                 .into_inner()
                 .namespaces;
             list.sort_by(|a, b| a.name.cmp(&b.name));
-            if !quiet {
-                println!("NAME\tLABELS");
+            if quiet {
+                list.iter().for_each(|ns| println!("{}", ns.name));
+                return Ok(());
             }
-            for ns in list {
-                if quiet {
-                    println!("{}", ns.name);
-                } else {
-                    let mut labels: Vec<String> =
-                        ns.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    labels.sort();
-                    println!("{}\t{}", ns.name, labels.join(","));
-                }
-            }
+            let items: Vec<serde_json::Value> = list
+                .iter()
+                .map(|ns| serde_json::json!({"Name": ns.name, "Labels": ns.labels}))
+                .collect();
+            output::print_items(&format, &items, &["NAME", "LABELS"], |v| {
+                let mut labels: Vec<String> = v["Labels"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                labels.sort();
+                vec![v["Name"].as_str().unwrap_or("").into(), labels.join(",")]
+            });
         }
         Action::Create { name, labels } => {
             let labels = parse_labels(&labels)?;

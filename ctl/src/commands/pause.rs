@@ -32,8 +32,18 @@ pub async fn pause(args: Args, client: &Client) -> anyhow::Result<()> {
     .await
 }
 
+/// Resume all processes of paused containers.
+///
+/// Example: `berthctl unpause web`
+#[derive(clap::Args)]
+pub struct UnpauseArgs {
+    /// Containers (name, ID or ID prefix).
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
 /// Resumes each container, printing the name or ID given.
-pub async fn unpause(args: Args, client: &Client) -> anyhow::Result<()> {
+pub async fn unpause(args: UnpauseArgs, client: &Client) -> anyhow::Result<()> {
     each(&args.containers, |reference| async move {
         let container = lookup::find(client, &reference).await?;
         TasksClient::new(client.channel.clone())

@@ -13,12 +13,11 @@ use crate::{
 /// Start one or more stopped containers. With `--attach` (one container) our stdio is
 /// connected and the container's exit code is ours; otherwise its output goes to its log.
 ///
-/// Example: `berthctl start web` or `berthctl start --attach -i web`
+/// Example: `berthctl start web` or `berthctl start -ai web`
 #[derive(clap::Args)]
 pub struct Args {
-    /// Attach stdout/stderr and exit with the container's code (`-a` is the global
-    /// `--address`, so this has no short form).
-    #[arg(long)]
+    /// Attach stdout/stderr and exit with the container's code.
+    #[arg(short, long)]
     attach: bool,
     /// Attach stdin too.
     #[arg(short, long)]
