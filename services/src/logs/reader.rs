@@ -305,7 +305,7 @@ mod tests {
             line("stderr", "two\n", t)
         )
         .unwrap();
-        write!(f, "not json\n").unwrap();
+        writeln!(f, "not json").unwrap();
         let third = line("stdout", "three\n", t);
         f.write_all(&third.as_bytes()[..10]).unwrap();
         let mut log = LogFile::open(&path).await.unwrap().unwrap();

@@ -276,7 +276,7 @@ impl Source {
                 stopping = true;
                 continue;
             }
-            if idle % POLLS_PER_CHECK == 0
+            if idle.is_multiple_of(POLLS_PER_CHECK)
                 && !self.liveness.running(&self.namespace, &self.id).await
             {
                 // Everything the task wrote is on disk now: one more pass reads it.

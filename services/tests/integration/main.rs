@@ -12,6 +12,7 @@ mod images;
 mod images_ctr;
 mod leases;
 mod lifecycle;
+mod logs;
 mod namespaces;
 mod pull;
 mod registry;
