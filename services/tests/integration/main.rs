@@ -13,6 +13,7 @@ mod images;
 mod images_ctr;
 mod leases;
 mod lifecycle;
+mod logs;
 mod namespaces;
 mod pull;
 mod registry;
