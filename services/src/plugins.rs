@@ -750,12 +750,14 @@ fn init_restart(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
         .snapshots
         .clone()
         .ok_or_else(|| missing("snapshots service"))?;
+    // Restarted tasks get the same log files as tasks created through the API.
     let tasks = Tasks::new(
         cx.runtime()?,
         containers.clone(),
         snapshots.clone(),
         runc_root(cx.config),
-    );
+    )
+    .with_logs(LogDirs::new(&cx.config.root));
     let monitor = Monitor::new(
         Arc::new(tasks),
         cx.runtime()?,
