@@ -7,7 +7,10 @@ mod exit;
 mod image;
 mod lookup;
 mod output;
+mod rootfs;
+mod tarfs;
 mod task;
+mod when;
 
 use std::process::ExitCode;
 
@@ -17,9 +20,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "berthctl", version)]
 struct Cli {
-    /// Address of berthd's API socket.
+    /// Address of berthd's API socket. (No short `-a`: docker's `ps -a`, `cp -a`,
+    /// `images -a`, `stats -a` and `start -a` need it; `-H` like docker's `--host`.)
     #[arg(
-        short = 'a',
+        short = 'H',
         long,
         env = "BERTH_ADDRESS",
         default_value = "/run/berth/berth.sock",
@@ -65,6 +69,23 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Remove registry credentials.
     Logout(commands::login::LogoutArgs),
+    // inspect worker: looking at containers and images, files in and out
+    /// List containers.
+    Ps(commands::ps::Args),
+    /// Show low-level details of containers and images.
+    Inspect(commands::inspect::Args),
+    /// List images.
+    Images(commands::images::Args),
+    /// Manage images.
+    Image(commands::image::Args),
+    /// Give an image another name.
+    Tag(commands::tag::Args),
+    /// Remove images.
+    Rmi(commands::rmi::Args),
+    /// Copy files between a container and the host.
+    Cp(commands::cp::Args),
+    /// Export a container's filesystem as a tar archive.
+    Export(commands::export::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +117,15 @@ fn main() -> ExitCode {
             Command::Load(args) => commands::archive::load(args, &client).await,
             Command::Import(args) => commands::archive::import(args, &client).await,
             Command::Save(args) => commands::archive::save(args, &client).await,
+            // inspect worker
+            Command::Ps(args) => commands::ps::run(args, &client).await,
+            Command::Inspect(args) => commands::inspect::run(args, &client).await,
+            Command::Images(args) => commands::images::run(args, &client).await,
+            Command::Image(args) => commands::image::run(args, &client).await,
+            Command::Tag(args) => commands::tag::run(args, &client).await,
+            Command::Rmi(args) => commands::rmi::run(args, &client).await,
+            Command::Cp(args) => commands::cp::run(args, &client).await,
+            Command::Export(args) => commands::export::run(args, &client).await,
             Command::Login(_) | Command::Logout(_) => Ok(()),
         }
     });

@@ -7,3 +7,12 @@ pub mod plugins;
 pub mod pull;
 pub mod push;
 pub mod version;
+// inspect worker
+pub mod cp;
+pub mod export;
+pub mod image;
+pub mod images;
+pub mod inspect;
+pub mod ps;
+pub mod rmi;
+pub mod tag;
