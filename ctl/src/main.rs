@@ -6,6 +6,7 @@ mod commands;
 mod exit;
 mod image;
 mod lookup;
+mod metrics;
 mod output;
 mod rootfs;
 mod tarfs;
@@ -82,8 +83,14 @@ enum Command {
     Tag(commands::tag::Args),
     /// Remove images.
     Rmi(commands::rmi::Args),
+    /// Display the running processes of a container.
+    Top(commands::top::Args),
+    /// Display a live stream of containers' resource usage.
+    Stats(commands::stats::Args),
     /// Copy files between a container and the host.
     Cp(commands::cp::Args),
+    /// Create a new image from a container's changes.
+    Commit(commands::commit::Args),
     /// Export a container's filesystem as a tar archive.
     Export(commands::export::Args),
 }
@@ -124,7 +131,10 @@ fn main() -> ExitCode {
             Command::Image(args) => commands::image::run(args, &client).await,
             Command::Tag(args) => commands::tag::run(args, &client).await,
             Command::Rmi(args) => commands::rmi::run(args, &client).await,
+            Command::Top(args) => commands::top::run(args, &client).await,
+            Command::Stats(args) => commands::stats::run(args, &client).await,
             Command::Cp(args) => commands::cp::run(args, &client).await,
+            Command::Commit(args) => commands::commit::run(args, &client).await,
             Command::Export(args) => commands::export::run(args, &client).await,
             Command::Login(_) | Command::Logout(_) => Ok(()),
         }

@@ -278,10 +278,10 @@ pub fn unpack<R: Read>(
         let raw = entry.path().context("reading an archive entry's name")?;
         let target = place(&raw)?;
         let shown = target.display().to_string();
-        let link = match entry.link_name().context("reading a link target")? {
-            Some(l) => Some(l.into_owned()),
-            None => None,
-        };
+        let link = entry
+            .link_name()
+            .context("reading a link target")?
+            .map(|l| l.into_owned());
         let header = entry.header().clone();
         let kind = header.entry_type();
         if !(kind.is_file()

@@ -8,6 +8,7 @@ pub mod pull;
 pub mod push;
 pub mod version;
 // inspect worker
+pub mod commit;
 pub mod cp;
 pub mod export;
 pub mod image;
@@ -15,4 +16,6 @@ pub mod images;
 pub mod inspect;
 pub mod ps;
 pub mod rmi;
+pub mod stats;
 pub mod tag;
+pub mod top;

@@ -5,7 +5,11 @@ use containerd_client::services::v1::{
     DeleteImageRequest, Image, ListImagesRequest, images_client::ImagesClient,
 };
 
-use crate::{client::Client, commands::tag, image, lookup};
+use crate::{
+    client::Client,
+    commands::{inspect::is_reference, tag},
+    image, lookup,
+};
 
 /// Remove one or more images (refused while a container uses one, unless forced).
 ///
@@ -108,7 +112,9 @@ async fn remove(
         }))
         .await
         .with_context(|| format!("removing {}", record.name))?;
-        println!("Untagged: {}", image::familiar(&record.name));
+        if is_reference(&record.name) {
+            println!("Untagged: {}", image::familiar(&record.name));
+        }
         let digest = record.target.as_ref().map(|t| t.digest.as_str());
         let still_named = all.iter().any(|i| {
             i.target.as_ref().map(|t| t.digest.as_str()) == digest

@@ -3,6 +3,7 @@
 
 mod archives;
 mod bad_input;
+mod cli_inspect;
 mod containers;
 mod content;
 mod crash;
