@@ -125,27 +125,41 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &Path, flags: OFlags) -> Result<OwnedF
 
 /// A container's root filesystem, reachable as a directory for as long as this lives.
 pub struct ContainerRoot {
-    path: PathBuf,
+    root: Root,
     mounted: Option<tempfile::TempDir>,
+}
+
+/// Whether `id`'s task runs (or is paused) as host process `pid`.
+async fn runs_as(client: &Client, id: &str) -> anyhow::Result<Option<u32>> {
+    Ok(task::state(client, id)
+        .await?
+        .filter(|s| s.pid > 0 && matches!(s.docker_state(), "running" | "paused"))
+        .map(|s| s.pid))
 }
 
 impl ContainerRoot {
     /// Reaches `container`'s root: its running task's `/proc/<pid>/root` when `live` is
     /// allowed, else its snapshot mounted on a private temporary directory.
+    ///
+    /// The pid cannot be a reused one: `/proc/<pid>` is opened first, then the task is asked
+    /// again; while it still runs as that pid, the descriptor is that process's.
     pub async fn open(
         client: &Client,
         container: &Container,
         live: bool,
     ) -> anyhow::Result<ContainerRoot> {
-        if live
-            && let Some(state) = task::state(client, &container.id).await?
-            && state.pid > 0
-            && matches!(state.docker_state(), "running" | "paused")
-        {
-            return Ok(ContainerRoot {
-                path: PathBuf::from(format!("/proc/{}/root", state.pid)),
-                mounted: None,
-            });
+        if live && let Some(pid) = runs_as(client, &container.id).await? {
+            let proc_dir = fs::open(format!("/proc/{pid}"), DIR, Mode::empty());
+            if let Ok(proc_dir) = proc_dir
+                && runs_as(client, &container.id).await? == Some(pid)
+            {
+                let fd = fs::openat(&proc_dir, "root", DIR, Mode::empty())
+                    .with_context(|| format!("opening the root of process {pid}"))?;
+                return Ok(ContainerRoot {
+                    root: Root { fd },
+                    mounted: None,
+                });
+            }
         }
         let mounts = SnapshotsClient::new(client.channel.clone())
             .mounts(client.request(MountsRequest {
@@ -166,15 +180,19 @@ impl ContainerRoot {
             .tempdir()
             .context("creating a temporary mount point")?;
         mount_all(&mounts, dir.path())?;
+        let fd = fs::open(dir.path(), DIR, Mode::empty()).map_err(|e| {
+            let _ = SystemMounter.unmount(dir.path(), true);
+            anyhow::Error::new(e).context("opening the mounted root filesystem")
+        })?;
         Ok(ContainerRoot {
-            path: dir.path().to_path_buf(),
+            root: Root { fd },
             mounted: Some(dir),
         })
     }
 
-    /// Opens the root directory for confined resolution.
-    pub fn root(&self) -> anyhow::Result<Root> {
-        Root::open(&self.path)
+    /// The root directory, for confined resolution.
+    pub fn root(&self) -> &Root {
+        &self.root
     }
 }
 
@@ -189,7 +207,7 @@ impl Drop for ContainerRoot {
 }
 
 /// Mounts containerd-shaped mounts on `target`, in order.
-pub fn mount_all(mounts: &[containerd_client::types::Mount], target: &Path) -> anyhow::Result<()> {
+fn mount_all(mounts: &[containerd_client::types::Mount], target: &Path) -> anyhow::Result<()> {
     let mounter = CompactingMounter::new(SystemMounter);
     for m in mounts {
         let mount = Mount {

@@ -75,20 +75,20 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
         (Side::Container(name, path), Side::Host(dst)) => {
             let container = lookup::find(client, name).await?;
             let croot = ContainerRoot::open(client, &container, true).await?;
-            let root = croot.root()?;
+            let root = croot.root();
             let src = if args.follow_link {
-                follow(&root, path)?
+                follow(root, path)?
             } else {
                 PathBuf::from(container_path(path))
             };
-            copy_out(&root, &src, dst, options)
+            copy_out(root, &src, dst, options)
                 .with_context(|| format!("copying {name}:{path} to {dst}"))
         }
         (Side::Host(src), Side::Container(name, path)) => {
             let container = lookup::find(client, name).await?;
             let croot = ContainerRoot::open(client, &container, true).await?;
-            let root = croot.root()?;
-            copy_in(src, &root, &container_path(path), args.follow_link, options)
+            let root = croot.root();
+            copy_in(src, root, &container_path(path), args.follow_link, options)
                 .with_context(|| format!("copying {src} to {name}:{path}"))
         }
     }

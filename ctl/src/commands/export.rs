@@ -42,7 +42,7 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
         }
     };
     let croot = ContainerRoot::open(client, &container, true).await?;
-    let root = croot.root()?;
+    let root = croot.root();
     let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, out));
     tarfs::pack_children(
         &mut tar,
