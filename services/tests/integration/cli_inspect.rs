@@ -10,7 +10,10 @@ use std::{
 
 use crate::{
     daemon::{Daemon, berth_shim_dir, berthctl, berthctl_bin, ok, text},
-    tasks::{busybox, can_run, ctr, eventually, run_detached, runtimes, sweep, task_status},
+    tasks::{
+        busybox, can_run, ctr, eventually, kill_and_remove, run_detached, runtimes, sweep,
+        task_status,
+    },
 };
 
 /// Berth's shim when built, else the first runtime available.
@@ -394,7 +397,8 @@ fn cli_inspect_cp_confined_to_the_container() {
         ],
     );
     assert_eq!(seen, "from the host");
-    sweep(&d, &["cp-run".to_string(), "cp-cold".to_string()]);
+    kill_and_remove(&d, "cp-run");
+    ctr(&d, &["c", "rm", "cp-cold"]);
 }
 
 #[test]
