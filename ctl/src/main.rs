@@ -21,8 +21,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "berthctl", version)]
 struct Cli {
-    /// Address of berthd's API socket. (No short `-a`: docker's `ps -a`, `cp -a`,
-    /// `images -a`, `stats -a` and `start -a` need it; `-H` like docker's `--host`.)
+    /// Address of berthd's API socket (`-H` like docker's `--host`: `-a` is `ps -a`).
     #[arg(
         short = 'H',
         long,
@@ -70,28 +69,18 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Remove registry credentials.
     Logout(commands::login::LogoutArgs),
-    // inspect worker: looking at containers and images, files in and out
-    /// List containers.
+    // inspect worker: looking at containers and images, files in and out (each `Args` doc
+    // comment is the help text, so its `Example:` line shows in `--help`)
     Ps(commands::ps::Args),
-    /// Show low-level details of containers and images.
     Inspect(commands::inspect::Args),
-    /// List images.
     Images(commands::images::Args),
-    /// Manage images.
     Image(commands::image::Args),
-    /// Give an image another name.
     Tag(commands::tag::Args),
-    /// Remove images.
     Rmi(commands::rmi::Args),
-    /// Display the running processes of a container.
     Top(commands::top::Args),
-    /// Display a live stream of containers' resource usage.
     Stats(commands::stats::Args),
-    /// Copy files between a container and the host.
     Cp(commands::cp::Args),
-    /// Create a new image from a container's changes.
     Commit(commands::commit::Args),
-    /// Export a container's filesystem as a tar archive.
     Export(commands::export::Args),
 }
 

@@ -23,9 +23,10 @@ use crate::{
     tarfs::{self, PackOptions, UnpackOptions},
 };
 
-/// Copy files or folders between a container and the host. `SRC/.` copies a directory's
-/// contents; `-` as the source reads a tar stream from standard input (extracted into a
-/// directory), as the destination writes one to standard output.
+/// Copy files or folders between a container and the host.
+///
+/// `SRC/.` copies a directory's contents; `-` as the source reads a tar stream from standard
+/// input (extracted into a directory), as the destination writes one to standard output.
 ///
 /// Example: `berthctl cp web:/etc/hostname ./hostname`
 #[derive(clap::Args)]

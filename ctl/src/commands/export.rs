@@ -14,8 +14,10 @@ use crate::{
     tarfs::{self, PackOptions},
 };
 
-/// Export a container's filesystem as a tar archive. A running container is read live; its
-/// volumes, `/proc`, `/sys` and other mounts are left out (their mount points are kept).
+/// Export a container's filesystem as a tar archive.
+///
+/// A running container is read live; its volumes, `/proc`, `/sys` and other mounts are left
+/// out (their mount points are kept).
 ///
 /// Example: `berthctl export -o web.tar web`
 #[derive(clap::Args)]
