@@ -3,6 +3,7 @@
 
 mod archives;
 mod bad_input;
+mod cli_inspect;
 mod cli_system;
 mod containers;
 mod content;
