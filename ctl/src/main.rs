@@ -9,8 +9,12 @@ mod filters;
 mod human;
 mod image;
 mod lookup;
+mod metrics;
 mod output;
+mod rootfs;
+mod tarfs;
 mod task;
+mod when;
 
 use std::process::ExitCode;
 
@@ -25,9 +29,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "berthctl", version)]
 struct Cli {
-    /// Address of berthd's API socket.
+    /// Address of berthd's API socket (`-H` works too, like docker's `--host`).
     #[arg(
         short = 'a',
+        short_alias = 'H',
         long,
         env = "BERTH_ADDRESS",
         default_value = "/run/berth/berth.sock"
@@ -74,6 +79,19 @@ enum Command {
     Task(commands::task::Args),
     #[command(alias = "containers")]
     Container(commands::container::Args),
+    // inspect worker: looking at containers and images, files in and out (each `Args` doc
+    // comment is the help text, so its `Example:` line shows in `--help`)
+    Ps(commands::ps::Args),
+    Inspect(commands::inspect::Args),
+    Images(commands::images::Args),
+    Image(commands::image::Args),
+    Tag(commands::tag::Args),
+    Rmi(commands::rmi::Args),
+    Top(commands::top::Args),
+    Stats(commands::stats::Args),
+    Cp(commands::cp::Args),
+    Commit(commands::commit::Args),
+    Export(commands::export::Args),
     // Container lifecycle and I/O.
     Run(commands::run::Args),
     Create(commands::create::Args),
@@ -160,6 +178,18 @@ fn main() -> ExitCode {
             Command::Task(args) => commands::task::run(args, &client).await,
             Command::Container(args) => commands::container::run(args, &client).await,
             Command::Login(_) | Command::Logout(_) | Command::Completion(_) => Ok(()),
+            // inspect worker
+            Command::Ps(args) => commands::ps::run(args, &client).await,
+            Command::Inspect(args) => commands::inspect::run(args, &client).await,
+            Command::Images(args) => commands::images::run(args, &client).await,
+            Command::Image(args) => commands::image::run(args, &client).await,
+            Command::Tag(args) => commands::tag::run(args, &client).await,
+            Command::Rmi(args) => commands::rmi::run(args, &client).await,
+            Command::Top(args) => commands::top::run(args, &client).await,
+            Command::Stats(args) => commands::stats::run(args, &client).await,
+            Command::Cp(args) => commands::cp::run(args, &client).await,
+            Command::Commit(args) => commands::commit::run(args, &client).await,
+            Command::Export(args) => commands::export::run(args, &client).await,
             // Container lifecycle and I/O.
             Command::Run(args) => commands::run::run(args, &client).await,
             Command::Create(args) => commands::create::run(args, &client).await,

@@ -18,6 +18,8 @@
 //! * [`transfer`] pulls images inside the daemon (fetch, verify, unpack, name);
 //! * [`runtime`] starts shims (shim v2), talks to them over ttrpc and reconnects after a
 //!   restart; [`tasks`] serves containerd's Tasks API on top of it;
+//! * [`logs`] gives opted-in containers' output to their shims as log files and reads them
+//!   back (`berth.logs.v1`);
 //! * [`registry`] speaks the OCI distribution protocol to registries (pull, push, auth);
 //! * [`introspection`] and [`version`] describe the daemon;
 //! * [`volumes`] keeps named volumes under the root dir (`berth.volumes.v1`);
@@ -40,6 +42,7 @@ pub mod identifiers;
 pub mod images;
 pub mod introspection;
 pub mod leases;
+pub mod logs;
 pub mod metadata;
 pub mod namespaces;
 pub mod plugins;

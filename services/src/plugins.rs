@@ -24,6 +24,7 @@ use crate::{
     images::{self, Images},
     introspection,
     leases::{self, Leases},
+    logs::{self, LogDirs, Logs},
     metadata::Store,
     namespaces::{self, Namespaces},
     registry::HostsConfig,
@@ -274,6 +275,12 @@ pub const BUILTINS: &[Plugin] = &[
     },
     Plugin {
         kind: types::GRPC,
+        id: "logs",
+        requires: &[types::SERVICE, types::RUNTIME],
+        init: init_grpc_logs,
+    },
+    Plugin {
+        kind: types::GRPC,
         id: "images",
         requires: &[types::SERVICE],
         init: init_grpc_images,
@@ -485,11 +492,10 @@ fn init_images_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error
 }
 
 fn init_containers_service(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
-    cx.containers = Some(Arc::new(Containers::new(
-        cx.store()?,
-        cx.exchange()?,
-        cx.gc()?,
-    )));
+    cx.containers = Some(Arc::new(
+        Containers::new(cx.store()?, cx.exchange()?, cx.gc()?)
+            .with_logs(LogDirs::new(&cx.config.root)),
+    ));
     Ok(())
 }
 
@@ -652,9 +658,23 @@ fn init_grpc_tasks(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
             .clone()
             .ok_or_else(|| missing("snapshots service"))?,
         runc_root(cx.config),
-    );
+    )
+    .with_logs(LogDirs::new(&cx.config.root));
     let svc =
         server::tasks::v1::tasks_server::TasksServer::new(tasks::grpc::Service::new(Arc::new(t)));
+    cx.routes.add_service(limits!(cx, svc));
+    Ok(())
+}
+
+fn init_grpc_logs(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
+    let containers = cx
+        .containers
+        .clone()
+        .ok_or_else(|| missing("containers service"))?;
+    let logs = Logs::new(LogDirs::new(&cx.config.root), containers, cx.runtime()?);
+    let svc = berth_proto::berth::logs::v1::logs_server::LogsServer::new(logs::grpc::Service::new(
+        Arc::new(logs),
+    ));
     cx.routes.add_service(limits!(cx, svc));
     Ok(())
 }
@@ -730,12 +750,14 @@ fn init_restart(_: &Plugin, cx: &mut InitContext<'_>) -> Result<(), Error> {
         .snapshots
         .clone()
         .ok_or_else(|| missing("snapshots service"))?;
+    // Restarted tasks get the same log files as tasks created through the API.
     let tasks = Tasks::new(
         cx.runtime()?,
         containers.clone(),
         snapshots.clone(),
         runc_root(cx.config),
-    );
+    )
+    .with_logs(LogDirs::new(&cx.config.root));
     let monitor = Monitor::new(
         Arc::new(tasks),
         cx.runtime()?,

@@ -1,18 +1,22 @@
 //! Terminals: runc hands the pty master over `--console-socket`; the shim copies between
-//! it and the client's FIFOs and applies window sizes.
+//! it and the client's FIFOs (or from it into a json-file log) and applies window sizes.
 
 use std::fs::File;
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
-use containerd_shim::asynchronous::io::{IoTasks, Pty};
+use containerd_shim::asynchronous::io::Pty;
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use tokio::io::Interest;
 use tokio::net::UnixListener;
 
 use crate::error::{Error, Result};
+use crate::jsonlog::{JsonLog, Stream};
+use crate::pipes::Tasks;
+use crate::stdio::Destination;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -90,16 +94,22 @@ impl Drop for ConsoleSocket {
     }
 }
 
-/// Copies between the pty master and the client's FIFOs; returns the master for resizing.
-pub fn attach(master: File, stdin: &str, stdout: &str, tasks: &IoTasks) -> Result<Pty> {
+/// Copies between the pty master and the client's FIFOs (or the terminal's output into a
+/// json-file log); returns the master for resizing.
+pub fn attach(master: File, stdin: &str, stdout: &str, tasks: &Tasks) -> Result<Pty> {
     let pty = Pty::new(master).map_err(|e| Error::Runtime(e.to_string()))?;
     if !stdin.is_empty() {
         tasks
+            .io
             .copy_from_fifo(stdin, pty.clone())
             .map_err(|e| Error::Runtime(e.to_string()))?;
     }
-    if !stdout.is_empty() {
+    if let Destination::JsonLog(config) = Destination::parse(stdout)? {
+        let log = Arc::new(Mutex::new(JsonLog::open(config)?));
+        tasks.logs.spawn(pty.clone(), Stream::Stdout, log);
+    } else if !stdout.is_empty() {
         tasks
+            .io
             .copy_to_fifo(pty.clone(), stdout)
             .map_err(|e| Error::Runtime(e.to_string()))?;
     }

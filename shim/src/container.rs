@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::console::{self, ConsoleSocket};
 use crate::error::{Error, Result};
 use crate::events::Publisher;
-use crate::pipes::{ProcessIo, StdioPaths, Tasks};
+use crate::pipes::{ProcessIo, StdioPaths};
 use crate::process::{Exit, Process};
 use crate::{reaper, rootfs, runtime, spec};
 
@@ -124,9 +124,9 @@ impl Container {
             socket.as_ref(),
         )
         .await;
-        let tasks = Tasks(io.tasks().clone());
+        let tasks = io.tasks().clone();
         if let Err(e) = created {
-            tasks.0.abort().await;
+            tasks.abort().await;
             return Err(runtime::runc_error(&self.bundle, "create", e));
         }
         let pty = match pty {
@@ -134,7 +134,7 @@ impl Container {
                 master?,
                 &init.stdio.stdin,
                 &init.stdio.stdout,
-                &tasks.0,
+                &tasks,
             )?),
             None => None,
         };
@@ -286,9 +286,9 @@ impl Container {
             socket.as_ref(),
         )
         .await;
-        let tasks = Tasks(io.tasks().clone());
+        let tasks = io.tasks().clone();
         if let Err(e) = ran {
-            tasks.0.abort().await;
+            tasks.abort().await;
             let _ = std::fs::remove_file(&pid_file);
             return Err(runtime::runc_error(&self.bundle, "exec", e));
         }
@@ -300,7 +300,7 @@ impl Container {
                 master?,
                 &process.stdio.stdin,
                 &process.stdio.stdout,
-                &tasks.0,
+                &tasks,
             )?),
             None => None,
         };

@@ -11,7 +11,8 @@
 //!   `runc` crate on top of it; [`runtime`] builds the runc client from containerd's
 //!   runtime options.
 //! - [`stdio`] parses containerd's stdio strings, [`pipes`] turns them into descriptors,
-//!   [`console`] handles terminals.
+//!   [`console`] handles terminals; [`logcopy`] and [`jsonlog`] write output to a rotated
+//!   json-file log for berthd's log driver.
 //! - [`process`] and [`container`] (plus [`operations`]) hold lifecycle state; [`spec`],
 //!   [`rootfs`] and [`cgroups`] deal with the bundle, its root filesystem and its cgroup.
 //! - [`memory`] hands pages back once the shim goes idle.
@@ -29,6 +30,8 @@ pub mod console;
 pub mod container;
 pub mod error;
 pub mod events;
+pub mod jsonlog;
+pub mod logcopy;
 pub mod memory;
 pub mod operations;
 pub mod pipes;

@@ -4,21 +4,24 @@
 //! nothing: FIFOs are opened read-write (the open never blocks and the client sees EOF
 //! once the container's last writer is gone), files are opened for append, a logging
 //! binary gets the read ends of two pipes. Only stdin is copied (from its FIFO into a pipe)
-//! so that CloseIO can end it, and terminals are copied through the pty master
-//! ([`crate::console`]).
+//! so that CloseIO can end it, terminals are copied through the pty master
+//! ([`crate::console`]), and a json-file log is written by the shim from two pipes
+//! ([`crate::logcopy`]).
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use containerd_shim::asynchronous::io::IoTasks;
 use tokio::net::unix::pipe;
 
 use crate::error::{Error, Result};
+use crate::jsonlog::{JsonLog, LogConfig, Stream};
+use crate::logcopy::LogCopies;
 use crate::reaper;
 use crate::stdio::Destination;
 
@@ -42,13 +45,38 @@ pub struct ProcessIo {
     tasks: Tasks,
 }
 
-/// [`IoTasks`] with a `Debug` the `runc` crate's `Io` trait requires.
+/// The copies serving a process's stdio (with the `Debug` the `runc` crate's `Io` trait
+/// requires).
 #[derive(Clone, Default)]
-pub struct Tasks(pub IoTasks);
+pub struct Tasks {
+    /// Copies between the client's FIFOs and the process (stdin, terminals).
+    pub io: IoTasks,
+    /// Copies of the process's output into its json-file log.
+    pub logs: LogCopies,
+}
 
 impl std::fmt::Debug for Tasks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Tasks")
+    }
+}
+
+impl Tasks {
+    /// Lets every output copy finish, then stops the rest (see [`IoTasks::shutdown`]);
+    /// dropping the future early aborts the log copies.
+    pub async fn shutdown(&self) {
+        tokio::join!(self.io.shutdown(), self.logs.finish());
+    }
+
+    /// Stops every copy at once.
+    pub async fn abort(&self) {
+        self.logs.abort();
+        self.io.abort().await;
+    }
+
+    /// Lets go of stdin, as CloseIO asks.
+    pub fn close_input(&self) {
+        self.io.close_input();
     }
 }
 
@@ -145,7 +173,7 @@ impl ProcessIo {
             let (r, w) = os_pipe()?;
             let writer = pipe::Sender::from_owned_fd(w).map_err(|e| Error::io("stdin pipe", e))?;
             tasks
-                .0
+                .io
                 .copy_from_fifo(&paths.stdin, writer)
                 .map_err(|e| Error::Runtime(e.to_string()))?;
             r
@@ -164,6 +192,7 @@ impl ProcessIo {
                 let g = f.try_clone().map_err(|e| Error::io("dup", e))?;
                 (f, g)
             }
+            Destination::JsonLog(config) => open_json_log(config, &tasks.logs)?,
             Destination::Binary { path, args } => start_logger(&path, &args, id, namespace).await?,
         };
         Ok(ProcessIo {
@@ -172,10 +201,24 @@ impl ProcessIo {
         })
     }
 
-    /// The copy tasks of this process (stdin, terminal).
-    pub fn tasks(&self) -> &IoTasks {
-        &self.tasks.0
+    /// The copy tasks of this process (stdin, terminal, log).
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
+}
+
+/// Opens the json-file log `config` names and starts copying two pipes into it; returns
+/// the pipes' write ends for the process's stdout and stderr.
+fn open_json_log(config: LogConfig, copies: &LogCopies) -> Result<(OwnedFd, OwnedFd)> {
+    let log = Arc::new(Mutex::new(JsonLog::open(config)?));
+    let (out_r, out_w) = os_pipe()?;
+    let (err_r, err_w) = os_pipe()?;
+    for (read, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
+        let reader =
+            pipe::Receiver::from_owned_fd(read).map_err(|e| Error::io("log output pipe", e))?;
+        copies.spawn(reader, stream, log.clone());
+    }
+    Ok((out_w, err_w))
 }
 
 fn stderr_fifo_or_null(stderr: &str) -> Result<OwnedFd> {

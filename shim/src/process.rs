@@ -157,9 +157,9 @@ impl Process {
     pub async fn close_io(&self, drain: std::time::Duration) {
         let tasks = self.state().tasks.take();
         if let Some(t) = tasks
-            && tokio::time::timeout(drain, t.0.shutdown()).await.is_err()
+            && tokio::time::timeout(drain, t.shutdown()).await.is_err()
         {
-            t.0.abort().await;
+            t.abort().await;
         }
         self.state().pty = None;
     }

@@ -4,10 +4,17 @@
 //! `file:///path` (stdout and stderr are appended to that file) or `binary:///path?k=v`
 //! (a logging binary receives stdout and stderr as fds 3 and 4 and closes fd 5 when it is
 //! ready). [`Destination::parse`] reads those forms; [`crate::pipes`] wires them up.
+//!
+//! Berth adds one form, which berthd sends for containers using its `json-file` log driver:
+//! `file:///path?format=json-file&max-size=N&max-file=M`. The shim then writes both streams
+//! (or the terminal) to `path` as JSON lines, rotating it when it would exceed `N` bytes and
+//! keeping `M` files ([`crate::jsonlog`]). Without `max-size` the file never rotates; without
+//! `max-file` one file is kept.
 
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::jsonlog::LogConfig;
 
 /// What one stdout URI of a create or exec request names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +25,8 @@ pub enum Destination {
     Fifo(PathBuf),
     /// A file both stdout and stderr are appended to.
     File(PathBuf),
+    /// A json-file log both stdout and stderr are written to.
+    JsonLog(LogConfig),
     /// A logging binary and its arguments.
     Binary {
         /// The binary.
@@ -43,7 +52,7 @@ impl Destination {
         let path = PathBuf::from(percent_decode(path)?);
         match scheme {
             "fifo" => Ok(Destination::Fifo(path)),
-            "file" => Ok(Destination::File(path)),
+            "file" => file_destination(path, query),
             "binary" => {
                 let mut args = Vec::new();
                 for pair in query
@@ -67,6 +76,38 @@ impl Destination {
             ))),
         }
     }
+}
+
+/// `file://` with `format=json-file` in its query is a json-file log; any other query is
+/// ignored, as the Go shim ignores it.
+fn file_destination(path: PathBuf, query: Option<&str>) -> Result<Destination> {
+    let mut json = false;
+    let mut config = LogConfig {
+        path,
+        max_size: 0,
+        max_file: 1,
+    };
+    for pair in query.unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = |what: &str| {
+            value.parse::<u64>().map_err(|_| {
+                Error::InvalidArgument(format!("log file {what} {value:?} is not a number"))
+            })
+        };
+        match key {
+            "format" => json = value == "json-file",
+            "max-size" => config.max_size = number("max-size")?,
+            "max-file" => {
+                config.max_file = u32::try_from(number("max-file")?.max(1)).unwrap_or(u32::MAX)
+            }
+            _ => {}
+        }
+    }
+    Ok(if json {
+        Destination::JsonLog(config)
+    } else {
+        Destination::File(config.path)
+    })
 }
 
 /// Decodes `%XX` escapes and `+` (query form) in a URI component.
@@ -128,6 +169,28 @@ mod tests {
             }
         );
         assert!(Destination::parse("http://x/y").is_err());
+        assert_eq!(
+            Destination::parse("file:///l/json.log?format=json-file&max-size=200&max-file=3")
+                .unwrap(),
+            Destination::JsonLog(LogConfig {
+                path: "/l/json.log".into(),
+                max_size: 200,
+                max_file: 3,
+            })
+        );
+        assert_eq!(
+            Destination::parse("file:///l/json.log?format=json-file").unwrap(),
+            Destination::JsonLog(LogConfig {
+                path: "/l/json.log".into(),
+                max_size: 0,
+                max_file: 1,
+            })
+        );
+        assert_eq!(
+            Destination::parse("file:///l/raw.log?other=1").unwrap(),
+            Destination::File("/l/raw.log".into())
+        );
+        assert!(Destination::parse("file:///l/j?format=json-file&max-size=big").is_err());
         assert!(Destination::parse("file:///bad%zz").is_err());
     }
 }

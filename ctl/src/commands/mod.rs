@@ -30,3 +30,15 @@ pub mod snapshot;
 pub mod system;
 pub mod task;
 pub mod volume;
+// inspect worker
+pub mod commit;
+pub mod cp;
+pub mod export;
+pub mod image;
+pub mod images;
+pub mod inspect;
+pub mod ps;
+pub mod rmi;
+pub mod stats;
+pub mod tag;
+pub mod top;

@@ -23,6 +23,7 @@ use crate::{
     events::Exchange,
     gc::scheduler::Scheduler,
     identifiers,
+    logs::LogDirs,
     metadata::{ContainerRecord, Key, Store, Timestamp},
     namespaces,
 };
@@ -32,6 +33,7 @@ pub struct Containers {
     store: Arc<Store>,
     exchange: Arc<Exchange>,
     gc: Scheduler,
+    logs: Option<LogDirs>,
 }
 
 /// Encodes a container for the metadata store.
@@ -105,7 +107,14 @@ impl Containers {
             store,
             exchange,
             gc,
+            logs: None,
         }
+    }
+
+    /// Removes each deleted container's logs from `logs`.
+    pub fn with_logs(mut self, logs: LogDirs) -> Containers {
+        self.logs = Some(logs);
+        self
     }
 
     /// The container `id` of `ns`.
@@ -245,6 +254,11 @@ impl Containers {
             u.delete(&key);
             Ok(())
         })?;
+        if let Some(logs) = &self.logs
+            && let Err(e) = logs.remove(ns, id)
+        {
+            tracing::warn!(namespace = ns, id, error = %e, "container logs left behind");
+        }
         self.exchange.publish(
             ns,
             "/containers/delete",

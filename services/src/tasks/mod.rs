@@ -7,6 +7,9 @@
 //! (start, kill, exec, pause, …) is the shim's job; this layer finds the task, translates the
 //! request and maps the shim's answer. `/tasks/*` events come from the shims themselves.
 //!
+//! Logs: a container labelled `berth.io/log-driver=json-file` whose task is created without
+//! stdout and stderr gets a log file in their place ([`crate::logs`]).
+//!
 //! Runtime options: each daemon keeps runc's state in its own directory, so the options of
 //! runc shims (`containerd.runc.v1.Options`) are always sent with `root` set, unless the
 //! client chose one.
@@ -32,6 +35,7 @@ use containerd_shim_protos::{
 
 use crate::{
     containers::Containers,
+    logs::LogDirs,
     metadata::Timestamp,
     runtime::{CreateOpts, Manager, Task},
     snapshots::Snapshots,
@@ -46,6 +50,7 @@ pub struct Tasks {
     containers: Arc<Containers>,
     snapshots: Arc<Snapshots>,
     runc_root: PathBuf,
+    logs: Option<LogDirs>,
 }
 
 impl Tasks {
@@ -62,7 +67,15 @@ impl Tasks {
             containers,
             snapshots,
             runc_root,
+            logs: None,
         }
+    }
+
+    /// Gives tasks of containers with the json-file log driver (and no stdout or stderr of
+    /// their own) log files in `logs`.
+    pub fn with_logs(mut self, logs: LogDirs) -> Tasks {
+        self.logs = Some(logs);
+        self
     }
 
     /// The task of container `id` in `ns`.
@@ -115,12 +128,20 @@ impl Tasks {
         } else {
             Vec::new()
         };
+        let (mut stdout, mut stderr) = (req.stdout, req.stderr);
+        if let Some(logs) = &self.logs
+            && stdout.is_empty()
+            && stderr.is_empty()
+            && let Some(stdio) = logs.stdio(ns, &c.id, &c.labels, &runtime, req.terminal)?
+        {
+            (stdout, stderr) = (stdio.stdout, stdio.stderr);
+        }
         let request = api::CreateTaskRequest {
             rootfs,
             terminal: req.terminal,
             stdin: req.stdin,
-            stdout: req.stdout,
-            stderr: req.stderr,
+            stdout,
+            stderr,
             ..Default::default()
         };
         let opts = CreateOpts {

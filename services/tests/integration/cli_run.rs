@@ -8,22 +8,13 @@ use std::{
 };
 
 use crate::{
-    daemon::{Daemon, berthctl, text, which},
+    daemon::{Daemon, berthctl, berthctl_bin, text, which},
     tasks::{busybox, can_run, ctr, eventually, task_status},
 };
 
 /// Runs berthctl in namespace `default`; returns its output whatever the status.
 fn bc(d: &Daemon, args: &[&str]) -> Output {
-    if std::env::var_os("BERTHCTL_BIN").is_none() {
-        return berthctl(d, "default", args);
-    }
-    Command::new(berthctl_bin())
-        .arg("--address")
-        .arg(d.socket())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run berthctl")
+    berthctl(d, "default", args)
 }
 
 /// Runs berthctl; it must succeed. Returns stdout.
@@ -37,16 +28,6 @@ fn bc_ok(d: &Daemon, args: &[&str]) -> String {
 fn code(d: &Daemon, args: &[&str]) -> (Option<i32>, String) {
     let out = bc(d, args);
     (out.status.code(), text(&out))
-}
-
-/// The berthctl binary: `$BERTHCTL_BIN` (a copy that a parallel build into the same target
-/// dir cannot replace mid-test), else the one next to berthd.
-fn berthctl_bin() -> std::path::PathBuf {
-    std::env::var_os("BERTHCTL_BIN")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berthctl")
-        })
 }
 
 /// Asserts that no container, task or active snapshot is left in the daemon.

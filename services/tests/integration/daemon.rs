@@ -219,9 +219,18 @@ pub fn ctr_ok(d: &Daemon, args: &[&str]) -> String {
         .expect("run ctr"))
 }
 
+/// The `berthctl` binary: `$BERTHCTL_BIN`, else the one built next to berthd (the target dir
+/// may be shared by several checkouts: the variable pins a copy).
+pub fn berthctl_bin() -> PathBuf {
+    std::env::var_os("BERTHCTL_BIN").map_or_else(
+        || Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berthctl"),
+        PathBuf::from,
+    )
+}
+
 /// Runs `berthctl` against this daemon in namespace `ns`.
 pub fn berthctl(d: &Daemon, ns: &str, args: &[&str]) -> std::process::Output {
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berthctl");
+    let bin = berthctl_bin();
     assert!(
         bin.exists(),
         "build berthctl first (cargo build -p berthctl)"

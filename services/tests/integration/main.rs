@@ -3,6 +3,7 @@
 
 mod archives;
 mod bad_input;
+mod cli_inspect;
 mod cli_run;
 mod cli_system;
 mod containers;
@@ -14,6 +15,7 @@ mod images;
 mod images_ctr;
 mod leases;
 mod lifecycle;
+mod logs;
 mod namespaces;
 mod pull;
 mod registry;

@@ -260,7 +260,7 @@ impl Task for Service {
         if req.stdin
             && let Some(tasks) = p.tasks()
         {
-            tasks.0.close_input();
+            tasks.close_input();
         }
         Ok(Empty::new())
     }
