@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use containerd_client::{
-    services::v1::{Container, ResumeTaskRequest, tasks_client::TasksClient},
-    types::v1::Status,
-};
+use containerd_client::{services::v1::Container, types::v1::Status};
 
 use crate::{
     client::Client,
@@ -95,13 +92,7 @@ pub async fn stop(client: &Client, container: &Container, grace: u64) -> anyhow:
     };
     match state.status {
         Status::Stopped | Status::Created | Status::Unknown => return Ok(()),
-        Status::Paused | Status::Pausing => {
-            TasksClient::new(client.channel.clone())
-                .resume(client.request(ResumeTaskRequest {
-                    container_id: id.clone(),
-                }))
-                .await?;
-        }
+        Status::Paused | Status::Pausing => remove::resume_if_paused(client, id).await?,
         Status::Running => {}
     }
     signals::kill(client, id, "", 15).await?;

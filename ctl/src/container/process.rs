@@ -30,26 +30,42 @@ pub fn start_error(status: tonic::Status, what: &str) -> anyhow::Error {
     }
 }
 
+/// How often a task create that berthd answers with Unavailable is tried.
+const CREATE_ATTEMPTS: u32 = 3;
+
 /// Creates the init task of container `id` with the given stdio (empty strings: none, and
 /// berthd logs the output of containers that have the log-driver label).
+///
+/// Unavailable is retried briefly: right after a task of the same container was deleted,
+/// its shim may still be winding down on the socket the new task's shim is to use.
 pub async fn create_task(
     client: &Client,
     id: &str,
     (stdin, stdout, stderr): (String, String, String),
     terminal: bool,
 ) -> anyhow::Result<u32> {
-    let res = TasksClient::new(client.channel.clone())
-        .create(client.request(CreateTaskRequest {
-            container_id: id.to_string(),
-            stdin,
-            stdout,
-            stderr,
-            terminal,
-            ..Default::default()
-        }))
-        .await
-        .map_err(|s| start_error(s, "creating the task"))?;
-    Ok(res.into_inner().pid)
+    let request = CreateTaskRequest {
+        container_id: id.to_string(),
+        stdin,
+        stdout,
+        stderr,
+        terminal,
+        ..Default::default()
+    };
+    let mut attempt = 1;
+    loop {
+        let res = TasksClient::new(client.channel.clone())
+            .create(client.request(request.clone()))
+            .await;
+        match res {
+            Ok(r) => return Ok(r.into_inner().pid),
+            Err(s) if s.code() == tonic::Code::Unavailable && attempt < CREATE_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(s) => return Err(start_error(s, "creating the task")),
+        }
+    }
 }
 
 /// Starts process `exec_id` (the init process when empty) of container `id`.
@@ -130,13 +146,26 @@ impl Foreground {
             None
         };
         let copies = self.ends.start(client, id, exec_id);
-        start(client, id, exec_id).await?;
+        // The wait goes out before the start, so that both travel together.
+        let waiter = {
+            let client = client.clone();
+            let (id, exec_id) = (id.to_string(), exec_id.to_string());
+            tokio::spawn(async move { wait(&client, &id, &exec_id).await })
+        };
+        tokio::task::yield_now().await;
+        if let Err(e) = start(client, id, exec_id).await {
+            waiter.abort();
+            return Err(e);
+        }
         let helper = if self.tty {
             tty::follow_resizes(client, id, exec_id)
         } else {
             signals::forward(client, id, exec_id)
         };
-        let status = wait(client, id, exec_id).await;
+        let status = match waiter.await {
+            Ok(status) => status,
+            Err(e) => Err(anyhow::Error::new(e).context("waiting for the process")),
+        };
         helper.abort();
         if status.is_ok() {
             copies.finish().await;

@@ -71,21 +71,11 @@ pub async fn delete(client: &Client, container: &Container) -> anyhow::Result<()
     record
 }
 
-/// SIGKILLs the task of `id` (thawing a paused one, which could not die frozen) and waits
-/// for its exit.
+/// SIGKILLs the task of `id` and waits for its exit. A paused task is thawed first, as a
+/// frozen process may not die.
 pub async fn kill_and_wait(client: &Client, id: &str) -> anyhow::Result<()> {
+    resume_if_paused(client, id).await?;
     let killed = signals::kill(client, id, "", 9).await;
-    if task::state(client, id)
-        .await?
-        .is_some_and(|s| matches!(s.status, Status::Paused | Status::Pausing))
-    {
-        TasksClient::new(client.channel.clone())
-            .resume(client.request(ResumeTaskRequest {
-                container_id: id.to_string(),
-            }))
-            .await
-            .context("resuming the paused container to kill it")?;
-    }
     if let Err(e) = killed
         && task::state(client, id)
             .await?
@@ -97,6 +87,26 @@ pub async fn kill_and_wait(client: &Client, id: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("{} did not exit after SIGKILL", lookup::short_id(id)))??;
     Ok(())
+}
+
+/// Resumes the task of `id` if it is paused (one that is no longer paused is fine).
+pub async fn resume_if_paused(client: &Client, id: &str) -> anyhow::Result<()> {
+    let paused = task::state(client, id)
+        .await?
+        .is_some_and(|s| matches!(s.status, Status::Paused | Status::Pausing));
+    if !paused {
+        return Ok(());
+    }
+    let res = TasksClient::new(client.channel.clone())
+        .resume(client.request(ResumeTaskRequest {
+            container_id: id.to_string(),
+        }))
+        .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::FailedPrecondition => Ok(()),
+        Err(s) => Err(s).context("resuming the paused container"),
+    }
 }
 
 /// Removes the anonymous volumes named in the container's `berth.io/volumes` label (best

@@ -442,3 +442,79 @@ fn cli_run_volumes_and_restart_policies() {
     });
     assert_nothing_left(&d);
 }
+
+#[test]
+fn cli_run_logs_and_attach() {
+    if !can_run() {
+        return;
+    }
+    let d = Daemon::start();
+    let image = busybox(&d);
+    bc_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "talker",
+            &image,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; sleep 0.3; echo late",
+        ],
+    );
+    if !served(&bc(&d, &["logs", "talker"]), "logs") {
+        return;
+    }
+    assert_eq!(bc_ok(&d, &["wait", "talker"]).trim(), "0");
+    let out = bc(&d, &["logs", "talker"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\nlate\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    assert_eq!(bc_ok(&d, &["logs", "--tail", "1", "talker"]), "late\n");
+    let stamped = bc_ok(&d, &["logs", "-t", "talker"]);
+    assert!(
+        stamped
+            .lines()
+            .all(|l| l.len() > 30 && l.as_bytes()[10] == b'T'),
+        "{stamped}"
+    );
+    assert_eq!(
+        bc_ok(&d, &["logs", "--since", "1h", "talker"]),
+        "out\nlate\n"
+    );
+    assert_eq!(bc_ok(&d, &["logs", "--until", "1h", "talker"]), "");
+    // Follow ends when the container stops.
+    bc_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "slow",
+            &image,
+            "sh",
+            "-c",
+            "sleep 1; echo bye",
+        ],
+    );
+    assert_eq!(bc_ok(&d, &["logs", "-f", "slow"]), "bye\n");
+    // attach streams new output and ends with the container's code.
+    bc_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "late",
+            &image,
+            "sh",
+            "-c",
+            "sleep 1; echo attached; exit 3",
+        ],
+    );
+    let out = bc(&d, &["attach", "late"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "attached\n");
+    bc_ok(&d, &["rm", "talker", "slow", "late"]);
+    assert_nothing_left(&d);
+}
