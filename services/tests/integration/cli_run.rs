@@ -136,6 +136,44 @@ fn cli_run_foreground_exit_codes_and_options() {
         ],
     );
     assert_eq!(out, "via entry\n");
+    let out = bc_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--pids-limit",
+            "10",
+            "--security-opt",
+            "no-new-privileges",
+            &image,
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; grep NoNewPrivs /proc/self/status",
+        ],
+    );
+    assert!(out.starts_with("10\n"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    let env_file = d.dir.path().join("env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=yes\n").unwrap();
+    let env_file = env_file.display().to_string();
+    let out = bc_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--env-file",
+            &env_file,
+            &image,
+            "sh",
+            "-c",
+            "echo $FROM_FILE",
+        ],
+    );
+    assert_eq!(out, "yes\n");
+    // --pull never does not fetch a missing image.
+    let (c, t) = code(&d, &["run", "--rm", "--pull", "never", "nosuch:1", "true"]);
+    assert_eq!(c, Some(125), "{t}");
+    assert!(t.contains("no such image"), "{t}");
     // A foreground run without --rm leaves an exited container; rm removes everything.
     let out = bc(&d, &["run", "--name", "once", &image, "true"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -218,6 +256,15 @@ fn cli_run_detached_lifecycle() {
     assert_eq!(bc_ok(&d, &["wait", "web"]).trim(), "137");
     assert_eq!(bc_ok(&d, &["start", "web"]).trim(), "web");
     assert_eq!(task_status(&d, &id).as_deref(), Some("RUNNING"));
+
+    let before = ctr(&d, &["task", "ls"]);
+    assert_eq!(bc_ok(&d, &["restart", "-t", "1", "web"]).trim(), "web");
+    assert_eq!(task_status(&d, &id).as_deref(), Some("RUNNING"));
+    assert_ne!(
+        ctr(&d, &["task", "ls"]),
+        before,
+        "restart kept the same process"
+    );
 
     bc_ok(&d, &["pause", "web"]);
     assert_eq!(task_status(&d, &id).as_deref(), Some("PAUSED"));
@@ -385,6 +432,24 @@ fn cli_run_volumes_and_restart_policies() {
         ),
         "from host\n"
     );
+
+    // An anonymous volume goes with `rm -v`.
+    bc_ok(
+        &d,
+        &[
+            "run",
+            "--name",
+            "anon",
+            "-v",
+            "/scratch",
+            &image,
+            "touch",
+            "/scratch/x",
+        ],
+    );
+    assert_eq!(bc_ok(&d, &["volume", "ls", "-q"]).lines().count(), 2);
+    bc_ok(&d, &["rm", "-v", "anon"]);
+    assert_eq!(bc_ok(&d, &["volume", "ls", "-q"]).trim(), "data");
 
     let id = bc_ok(
         &d,
