@@ -15,6 +15,7 @@ mod lifecycle;
 mod namespaces;
 mod pull;
 mod registry;
+mod security;
 mod tasks;
 mod tasks_bad_input;
 mod tasks_restart;
