@@ -12,5 +12,6 @@ cargo run --quiet --locked -p berth-services --bin berthd -- config default | di
 cargo build --locked -p berthctl -p berth-shim
 cargo test --workspace --locked
 # Fault injection, the CI subset (~5 min): crashes, a corrupt or vanishing registry, a full
-# disk, load and bad clients against a private berthd built from the debug binaries above.
-tests/faults --quick --bin-dir "${CARGO_TARGET_DIR:-target}/debug"
+# disk, load and bad clients against a private berthd. It builds release binaries itself
+# (a clean build adds ~7 min): its timing-sensitive scenarios were tuned on those.
+tests/faults --quick
