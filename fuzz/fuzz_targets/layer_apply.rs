@@ -2,7 +2,8 @@
 //!
 //! The first byte picks how: bit 0 gzips the rest before applying it (so the fuzzer can work
 //! on the tar itself and still reach the decompressing path), bit 1 picks the whiteout mode.
-//! Whatever the layer holds and however the apply ends, nothing outside the root may change.
+//! Whatever the layer holds and however the apply ends, nothing outside the root may change,
+//! and no overlayfs xattr the image carried may survive in it.
 #![no_main]
 
 use std::io::Write;
@@ -33,4 +34,5 @@ fuzz_target!(|data: &[u8]| {
     let sandbox = Sandbox::new();
     let _ = apply_layer(layer, sandbox.root(), &ApplyOptions { whiteouts });
     sandbox.assert_confined();
+    sandbox.assert_no_foreign_overlay_xattrs(whiteouts == WhiteoutMode::Overlay);
 });

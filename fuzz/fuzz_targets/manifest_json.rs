@@ -56,7 +56,10 @@ fn check_document(media_type: &str, document: &ManifestDocument) {
     .expect("a parsed document serialises");
     let again = manifest::parse(media_type, &json)
         .unwrap_or_else(|e| panic!("a serialised {media_type} does not parse: {e:?}"));
-    assert_eq!(&again, document, "{media_type} changed in a JSON round trip");
+    assert_eq!(
+        &again, document,
+        "{media_type} changed in a JSON round trip"
+    );
     if let ManifestDocument::Index(index) = document {
         for wanted in ["linux/amd64", "linux/arm/v7", "windows/amd64", "arm64"] {
             let wanted = Platform::parse(wanted).expect("a fixed platform parses");

@@ -2,8 +2,9 @@
 //! with names drawn from a small alphabet full of `.wh.` prefixes, `..`, `/` and the names of
 //! the lower tree's hostile symlinks, applied in either whiteout mode onto a populated root.
 //!
-//! Checked: nothing outside the root changes, the apply does not panic, and no whiteout
-//! survives as a plain entry (a non-directory whose name starts with `.wh.`).
+//! Checked: nothing outside the root changes, the apply does not panic, overlayfs xattrs appear
+//! only as opaque markers in overlay mode, and no whiteout survives as a plain entry (a
+//! non-directory whose name starts with `.wh.`).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -86,7 +87,11 @@ impl Name {
             .iter()
             .map(|&i| PARTS[usize::from(i) % PARTS.len()])
             .collect();
-        let mut name = if self.absolute { b"/".to_vec() } else { Vec::new() };
+        let mut name = if self.absolute {
+            b"/".to_vec()
+        } else {
+            Vec::new()
+        };
         name.extend(parts.join(&b'/'));
         if self.trailing_slash {
             name.push(b'/');
@@ -138,7 +143,12 @@ fuzz_target!(|layer: Layer| {
     } else {
         WhiteoutMode::Overlay
     };
-    let _ = apply_layer(&layer.tar()[..], sandbox.root(), &ApplyOptions { whiteouts });
+    let _ = apply_layer(
+        &layer.tar()[..],
+        sandbox.root(),
+        &ApplyOptions { whiteouts },
+    );
     sandbox.assert_confined();
+    sandbox.assert_no_foreign_overlay_xattrs(whiteouts == WhiteoutMode::Overlay);
     assert_no_whiteout_left(&sandbox);
 });

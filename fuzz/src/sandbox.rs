@@ -24,6 +24,8 @@ use tempfile::TempDir;
 
 /// What the bait files hold.
 const BAIT: &[u8] = b"outside the layer root: never to be touched\n";
+/// The xattr by which overlayfs knows an opaque directory.
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 /// One temporary tree holding a layer root and the bait around it.
 pub struct Sandbox {
@@ -112,6 +114,32 @@ impl Sandbox {
                 "{} changed while applying a layer beside it",
                 path.display()
             );
+        }
+    }
+
+    /// Panics if an entry under the root carries an overlayfs xattr that did not come from an
+    /// opaque marker: with `opaque_allowed` (whiteouts as overlayfs reads them), only
+    /// `trusted.overlay.opaque=y` on directories; without it, none at all. An image's own
+    /// overlayfs xattrs must never get through.
+    pub fn assert_no_foreign_overlay_xattrs(&self, opaque_allowed: bool) {
+        for entry in walkdir::WalkDir::new(&self.root) {
+            let entry = entry.expect("walking the layer root");
+            let path = entry.path();
+            for name in xattr::list(path).expect("listing xattrs") {
+                let name = name.to_string_lossy();
+                if !name.starts_with("trusted.overlay.") && !name.starts_with("user.overlay.") {
+                    continue;
+                }
+                let value = xattr::get(path, &*name).expect("reading an xattr");
+                let opaque = name == OPAQUE_XATTR
+                    && entry.file_type().is_dir()
+                    && value.as_deref() == Some(b"y");
+                assert!(
+                    opaque_allowed && opaque,
+                    "{} carries {name}={value:?}",
+                    path.display()
+                );
+            }
         }
     }
 }
