@@ -223,14 +223,15 @@ impl Container {
                 ));
             }
         }
-        match &self.native_state {
+        let released = match &self.native_state {
             Some(state) => native::start(state, || self.init.exit().is_some()).await?,
-            None => self
-                .runc
+            None => false,
+        };
+        if !released {
+            self.runc
                 .start(&self.id)
                 .await
-                .map(drop)
-                .map_err(|e| runtime::runc_error(&self.bundle, "start", e))?,
+                .map_err(|e| runtime::runc_error(&self.bundle, "start", e))?;
         }
         if self.init.exit().is_none() {
             self.init.set_status(Status::RUNNING);

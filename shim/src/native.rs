@@ -30,18 +30,16 @@ pub fn state_dir(runc_root: &Path, id: &str) -> PathBuf {
 const ALIVE_CHECK: Duration = Duration::from_millis(100);
 
 /// Releases a created container's init process, as `runc start` does. `init_exited` tells
-/// whether init has died meanwhile (then the start fails as runc's does).
-pub async fn start(state_dir: &Path, init_exited: impl Fn() -> bool) -> Result<()> {
+/// whether init has died meanwhile (then the start fails as runc's does). `Ok(false)` when
+/// there is no FIFO to open: the caller leaves the start to runc, which knows why.
+pub async fn start(state_dir: &Path, init_exited: impl Fn() -> bool) -> Result<bool> {
     let fifo = state_dir.join("exec.fifo");
     // Opening for reading (non-blocking: at once) lets init's blocked open for writing go on.
-    let receiver = tokio::net::unix::pipe::OpenOptions::new()
-        .open_receiver(&fifo)
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => {
-                Error::FailedPrecondition("cannot start an already running container".into())
-            }
-            _ => Error::io(format!("open {}", fifo.display()), e),
-        })?;
+    let receiver = match tokio::net::unix::pipe::OpenOptions::new().open_receiver(&fifo) {
+        Ok(r) => r,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(format!("open {}", fifo.display()), e)),
+    };
     let mut byte = [0u8; 8];
     let released = loop {
         tokio::select! {
@@ -66,7 +64,8 @@ pub async fn start(state_dir: &Path, init_exited: impl Fn() -> bool) -> Result<(
             "container process is already dead".into(),
         ));
     }
-    std::fs::remove_file(&fifo).map_err(|e| Error::io(format!("remove {}", fifo.display()), e))
+    std::fs::remove_file(&fifo).map_err(|e| Error::io(format!("remove {}", fifo.display()), e))?;
+    Ok(true)
 }
 
 /// The cgroup directories runc recorded for a container (deduplicated: v1 controllers that
@@ -189,11 +188,11 @@ mod tests {
                 .unwrap();
             std::io::Write::write_all(&mut f, b"0").unwrap();
         });
-        start(dir.path(), || false).await.unwrap();
+        assert!(start(dir.path(), || false).await.unwrap());
         writer.join().unwrap();
         assert!(!fifo.exists());
-        // A second start finds no FIFO: the container already runs.
-        assert!(start(dir.path(), || false).await.is_err());
+        // A second start finds no FIFO and leaves the answer to runc.
+        assert!(!start(dir.path(), || false).await.unwrap());
     }
 
     #[tokio::test]
