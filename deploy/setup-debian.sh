@@ -14,6 +14,11 @@ have python3 || need+=(python3)
 have script || need+=(bsdutils)
 [ -x /bin/busybox ] || need+=(busybox-static)
 have cc || need+=(gcc)
+# A static libc: the security tests build a tiny static socket probe to run in a container.
+dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
+# tests/faults puts a daemon's root on a small loop-mounted ext4 to fill the disk.
+have mkfs.ext4 || need+=(e2fsprogs)
+have losetup || need+=(mount)
 have pkg-config || need+=(pkg-config)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -11,3 +11,7 @@ cargo run --quiet --locked -p berth-services --bin berthd -- config default | di
 # The integration tests drive the berthctl and shim binaries too (they live in other packages).
 cargo build --locked -p berthctl -p berth-shim
 cargo test --workspace --locked
+# Fault injection, the CI subset (~5 min): crashes, a corrupt or vanishing registry, a full
+# disk, load and bad clients against a private berthd. It builds release binaries itself
+# (a clean build adds ~7 min): its timing-sensitive scenarios were tuned on those.
+tests/faults --quick

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::Publisher;
 use crate::pipes::{ProcessIo, StdioPaths};
 use crate::process::{Exit, Process};
-use crate::{reaper, rootfs, runtime, spec};
+use crate::{native, reaper, rootfs, runtime, spec};
 
 /// How long output copies may drain after a process exits.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -41,6 +41,8 @@ pub struct Container {
     execs: Mutex<HashMap<String, Arc<Process>>>,
     rootfs_mounted: bool,
     kill_all_on_exit: bool,
+    /// runc's state directory when start and delete are done in the shim ([`native`]).
+    native_state: Option<PathBuf>,
     oom: Mutex<Option<JoinHandle<()>>>,
     publisher: Publisher,
 }
@@ -77,6 +79,8 @@ impl Container {
                 return Err(e);
             }
         };
+        let native_state = native_steps_apply(&cfg.options, spec.has_hooks)
+            .then(|| native::state_dir(&runtime::runc_root(&cfg.options, &cfg.namespace), &cfg.id));
         let container = Arc::new(Container {
             init: Arc::new(Process::new("", cfg.stdio)),
             id: cfg.id,
@@ -87,6 +91,7 @@ impl Container {
             execs: Mutex::new(HashMap::new()),
             rootfs_mounted,
             kill_all_on_exit: !spec.own_pid_namespace,
+            native_state,
             oom: Mutex::new(None),
             publisher,
         });
@@ -218,10 +223,16 @@ impl Container {
                 ));
             }
         }
-        self.runc
-            .start(&self.id)
-            .await
-            .map_err(|e| runtime::runc_error(&self.bundle, "start", e))?;
+        let released = match &self.native_state {
+            Some(state) => native::start(state, || self.init.exit().is_some()).await?,
+            None => false,
+        };
+        if !released {
+            self.runc
+                .start(&self.id)
+                .await
+                .map_err(|e| runtime::runc_error(&self.bundle, "start", e))?;
+        }
         if self.init.exit().is_none() {
             self.init.set_status(Status::RUNNING);
         }
@@ -379,10 +390,21 @@ impl Container {
             ));
         }
         let force = status == Status::CREATED;
-        if let Err(e) = self
-            .runc
-            .delete(&self.id, Some(&DeleteOpts::new().force(force)))
-            .await
+        let natively = match (&self.native_state, force) {
+            (Some(state), false) => match native::delete(state) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(id = %self.id, error = %e, "deleting through runc instead");
+                    false
+                }
+            },
+            _ => false,
+        };
+        if !natively
+            && let Err(e) = self
+                .runc
+                .delete(&self.id, Some(&DeleteOpts::new().force(force)))
+                .await
         {
             let err = runtime::runc_error(&self.bundle, "delete", e);
             if !err.to_string().contains("does not exist") {
@@ -401,6 +423,14 @@ impl Container {
         }
         Ok((self.init.pid(), self.init.exit()))
     }
+}
+
+/// Whether start and delete may skip runc ([`native`]): runc itself (its state layout is
+/// known), cgroupfs cgroups, and no hooks for runc to run.
+fn native_steps_apply(options: &Options, has_hooks: bool) -> bool {
+    let runc = options.binary_name.is_empty()
+        || Path::new(&options.binary_name).file_name() == Some(std::ffi::OsStr::new("runc"));
+    runc && !options.systemd_cgroup && !has_hooks
 }
 
 fn read_pid(path: &Path) -> Result<u32> {

@@ -33,6 +33,7 @@ pub mod events;
 pub mod jsonlog;
 pub mod logcopy;
 pub mod memory;
+pub mod native;
 pub mod operations;
 pub mod pipes;
 pub mod process;

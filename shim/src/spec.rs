@@ -19,6 +19,8 @@ pub struct SpecInfo {
     /// The container has its own pid namespace (else its processes are killed when init
     /// exits, like the Go shim).
     pub own_pid_namespace: bool,
+    /// The spec has OCI hooks (runc runs them during start and delete).
+    pub has_hooks: bool,
 }
 
 /// Whether this process may lower oom_score_adj.
@@ -86,7 +88,18 @@ pub fn inspect(spec: &Value) -> SpecInfo {
                         .is_empty()
             })
         });
-    SpecInfo { own_pid_namespace }
+    let has_hooks = spec
+        .get("hooks")
+        .and_then(Value::as_object)
+        .is_some_and(|hooks| {
+            hooks
+                .values()
+                .any(|list| list.as_array().is_some_and(|l| !l.is_empty()))
+        });
+    SpecInfo {
+        own_pid_namespace,
+        has_hooks,
+    }
 }
 
 /// Clamps `process.oomScoreAdj`; true when the spec changed.
@@ -128,5 +141,14 @@ mod tests {
         let joined = serde_json::json!({"linux": {"namespaces": [{"type": "pid", "path": "/proc/1/ns/pid"}]}});
         assert!(!inspect(&joined).own_pid_namespace);
         assert!(!inspect(&serde_json::json!({})).own_pid_namespace);
+    }
+
+    #[test]
+    fn hook_detection() {
+        let none = serde_json::json!({"hooks": {"prestart": []}});
+        assert!(!inspect(&none).has_hooks);
+        let some = serde_json::json!({"hooks": {"poststop": [{"path": "/bin/true"}]}});
+        assert!(inspect(&some).has_hooks);
+        assert!(!inspect(&serde_json::json!({})).has_hooks);
     }
 }

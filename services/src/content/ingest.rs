@@ -258,6 +258,19 @@ pub struct IngestWriter {
     lock: Option<RefLock>,
 }
 
+/// Whether an ingest's bytes can never commit as declared: all `total` of them (or more) are
+/// there, yet they do not hash to the expected digest.
+fn known_wrong(meta: &IngestMeta, offset: u64, hasher: &Sha256) -> bool {
+    let Some(expected) = &meta.expected else {
+        return false;
+    };
+    let total = u64::try_from(meta.total).unwrap_or(0);
+    total > 0
+        && (offset > total
+            || (offset == total
+                && Digest::from_sha256(hasher.clone().finalize().into()) != *expected))
+}
+
 impl IngestWriter {
     /// Starts or resumes the ingest in `dir` (the caller holds `lock` and validated the ref).
     ///
@@ -265,7 +278,8 @@ impl IngestWriter {
     /// its end; a total or digest declared now replaces an unknown one. If the declared total
     /// or digest contradicts the recorded one, the old bytes are of other content and the
     /// ingest restarts empty (containerd's store recreates it too). A missing or corrupt
-    /// ingest also starts afresh.
+    /// ingest also starts afresh, and so does one whose bytes are complete (or too many) but
+    /// hash to another digest than the declared one: they can never be committed.
     pub(super) fn open(
         dir: PathBuf,
         blob_dir: PathBuf,
@@ -317,15 +331,26 @@ impl IngestWriter {
         }
         let mut hasher = Sha256::new();
         let offset = io::copy(&mut BufReader::with_capacity(1 << 20, &file), &mut hasher);
-        let offset = offset.map_err(|e| io_error(format!("rehash {}", data.display()), e))?;
+        let mut offset = offset.map_err(|e| io_error(format!("rehash {}", data.display()), e))?;
         // A fresh ingest was updated when it started; a resumed one when its data last changed.
-        let updated_at = match prior {
+        let mut updated_at = match prior {
             None => meta.started_at,
             Some(_) => {
                 let stat = file.metadata().map_err(ctx)?;
                 read_updated_at(&dir, &stat).unwrap_or(meta.started_at)
             }
         };
+        if known_wrong(&meta, offset, &hasher) {
+            // Resuming would only fail the commit again, forever (a registry that sent
+            // corrupt bytes once): start over.
+            tracing::warn!(
+                reference,
+                namespace,
+                "ingest holds all its bytes but not the expected digest; restarting it"
+            );
+            file.set_len(0).map_err(ctx)?;
+            (hasher, offset, updated_at) = (Sha256::new(), 0, SystemTime::now());
+        }
         Ok(IngestWriter {
             dir,
             blob_dir,
@@ -582,6 +607,38 @@ mod tests {
         assert_eq!(
             w.commit(10, None).unwrap(),
             Digest::sha256_of(b"0123456789")
+        );
+    }
+
+    /// Regression (tests/faults corrupt-registry-*): a blob whose download was corrupted kept
+    /// its complete, wrong bytes in the ingest, and every later pull resumed them and failed
+    /// its commit again.
+    #[test]
+    fn complete_but_wrong_bytes_restart_when_reopened() {
+        let (_tmp, store) = store();
+        let want = Digest::sha256_of(b"0123456789");
+        let mut w = store.writer("ns", "r", 10, Some(want.clone())).unwrap();
+        w.write(b"0123456780").unwrap();
+        assert_eq!(
+            w.commit(10, Some(&want)).unwrap_err().kind,
+            Kind::FailedPrecondition
+        );
+        drop(w);
+        let mut w = store.writer("ns", "r", 10, Some(want.clone())).unwrap();
+        assert_eq!(w.status().offset, 0, "the wrong bytes were resumed");
+        w.write(b"0123456789").unwrap();
+        assert_eq!(w.commit(10, Some(&want)).unwrap(), want);
+        // Partial bytes, and complete ones without a declared digest, are resumed as before.
+        let mut w = store.writer("ns", "p", 10, Some(want.clone())).unwrap();
+        w.write(b"01234").unwrap();
+        drop(w);
+        assert_eq!(store.writer("ns", "p", 0, None).unwrap().status().offset, 5);
+        let mut w = store.writer("ns", "q", 10, None).unwrap();
+        w.write(b"9876543210").unwrap();
+        drop(w);
+        assert_eq!(
+            store.writer("ns", "q", 0, None).unwrap().status().offset,
+            10
         );
     }
 

@@ -9,7 +9,8 @@
 //!   `docker.io/library/busybox`). `index.docker.io` is an alias of `docker.io`;
 //! * host names are DNS labels with an optional port, or a bracketed IPv6 address;
 //! * repository components are lower-case alphanumerics joined by `.`, `_`, `__` or runs of
-//!   `-`; the whole name is at most 255 characters;
+//!   `-`; the repository path, `library/` included, is at most 255 characters (the
+//!   registry's name does not count, as in distribution's `reference` since v0.6);
 //! * a tag is `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`; a digest must pass [`Digest::parse`];
 //! * with neither tag nor digest the tag is `latest`; tag and digest may both be given, and
 //!   then the digest is what gets pulled.
@@ -95,14 +96,18 @@ impl Reference {
     }
 
     /// The short form Docker shows: `docker.io/library/busybox:latest` is `busybox:latest`,
-    /// `docker.io/user/img:1` is `user/img:1`; other registries keep their full name.
+    /// `docker.io/user/img:1` is `user/img:1`; other registries keep their full name, and so
+    /// does a Docker Hub repository whose first component reads as a host
+    /// (`docker.io/foo.com/img`, `docker.io/localhost/img`), so that the short form always
+    /// parses back to this reference.
     pub fn familiar(&self) -> String {
-        let name = if self.registry == DOCKER_HUB {
-            self.repository
-                .strip_prefix("library/")
-                .filter(|rest| !rest.contains('/'))
-                .unwrap_or(&self.repository)
-                .to_string()
+        let short = self
+            .repository
+            .strip_prefix("library/")
+            .filter(|rest| !rest.contains('/'))
+            .unwrap_or(&self.repository);
+        let name = if self.registry == DOCKER_HUB && split_registry(short).1 == short {
+            short.to_string()
         } else {
             self.name()
         };
@@ -174,17 +179,11 @@ fn parse(s: &str) -> Result<Reference, String> {
     if name.is_empty() {
         return Err("empty repository name".into());
     }
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "repository name must not be more than {MAX_NAME_LEN} characters"
-        ));
-    }
     let (registry, path) = split_registry(name);
     validate_host(registry)?;
     if path.chars().any(|c| c.is_ascii_uppercase()) {
         return Err("repository name must be lowercase".into());
     }
-    validate_path(path)?;
     let (registry, repository) = if registry == DOCKER_HUB || registry == "index.docker.io" {
         let repo = if path.contains('/') {
             path.to_string()
@@ -195,6 +194,8 @@ fn parse(s: &str) -> Result<Reference, String> {
     } else {
         (registry.to_string(), path.to_string())
     };
+    // Validated once normalised, so the limit applies to what the string form repeats.
+    validate_path(&repository)?;
     let tag = match (tag, &digest) {
         (Some(t), _) => Some(t.to_string()),
         (None, Some(_)) => None,
@@ -279,10 +280,15 @@ fn validate_host(host: &str) -> Result<(), String> {
 }
 
 /// Validates a repository path: `/`-separated components of lower-case alphanumerics joined
-/// by `.`, `_`, `__` or runs of `-`.
+/// by `.`, `_`, `__` or runs of `-`, at most 255 characters in all.
 fn validate_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("empty repository name".into());
+    }
+    if path.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "repository name must not be more than {MAX_NAME_LEN} characters"
+        ));
     }
     for component in path.split('/') {
         if !valid_component(component) {
@@ -406,6 +412,23 @@ mod tests {
         assert_eq!(f(&format!("busybox@{D}")), format!("busybox@{D}"));
     }
 
+    /// Found by the `reference_parse` fuzz target: the short form of a Docker Hub repository
+    /// whose first component looks like a host named that host as the registry.
+    #[test]
+    fn familiar_names_keep_docker_hub_when_the_short_form_reads_as_a_host() {
+        for name in [
+            "docker.io/libra.d7f28fory/busbox:latest",
+            "docker.io/localhost/img:1",
+            "docker.io/docker.io/img:1",
+        ] {
+            let r = Reference::parse(name).unwrap();
+            assert_eq!(r.familiar(), name);
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r);
+        }
+        let f = |s: &str| Reference::parse(s).unwrap().familiar();
+        assert_eq!(f("docker.io/library/foo.bar"), "foo.bar:latest");
+    }
+
     #[test]
     fn accepts_grammar_edge_cases() {
         for ok in [
@@ -467,6 +490,22 @@ mod tests {
             assert_eq!(err.kind, Kind::InvalidArgument, "{bad:?}");
             assert!(err.message.contains("invalid reference"), "{bad:?}: {err}");
         }
+    }
+
+    /// Found by the `reference_parse` fuzz target: a one-component name of 248 to 255
+    /// characters was accepted, but its string form, with `library/` added, was refused.
+    #[test]
+    fn limits_the_normalised_repository_path() {
+        let longest = "a".repeat(MAX_NAME_LEN - "library/".len());
+        let r = Reference::parse(&longest).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        let err = Reference::parse(&format!("{longest}a")).unwrap_err();
+        assert!(err.message.contains("more than 255"), "{err}");
+        // The registry's name does not count.
+        let path = "a".repeat(MAX_NAME_LEN);
+        let r = Reference::parse(&format!("registry.example.com:5000/{path}")).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        assert!(r.in_repository(&format!("{path}a")).is_err());
     }
 
     #[test]

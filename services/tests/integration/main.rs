@@ -20,6 +20,7 @@ mod namespaces;
 mod pull;
 mod registry;
 mod restart_policy;
+mod security;
 mod tasks;
 mod tasks_bad_input;
 mod tasks_restart;

@@ -20,7 +20,8 @@ use crate::memory::Trimmer;
 pub struct Service {
     namespace: String,
     publisher: Publisher,
-    containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Shared with work that outlives its request (see [`to_completion`]).
+    containers: Arc<Mutex<HashMap<String, Arc<Container>>>>,
     shutdown: Arc<Notify>,
     trimmer: Trimmer,
 }
@@ -38,14 +39,14 @@ impl Service {
         Service {
             namespace: namespace.to_string(),
             publisher,
-            containers: Mutex::new(HashMap::new()),
+            containers: Arc::new(Mutex::new(HashMap::new())),
             shutdown,
             trimmer,
         }
     }
 
     fn containers(&self) -> MutexGuard<'_, HashMap<String, Arc<Container>>> {
-        self.containers.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.containers)
     }
 
     /// The container `id`; every request but Create starts here, so this is also where
@@ -57,4 +58,24 @@ impl Service {
             .cloned()
             .ok_or_else(|| Error::NotFound("container not created".into()))
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `work` on a task of its own and waits for it.
+///
+/// ttrpc drops a request's handler when the client's connection closes, as when berthd dies
+/// in the middle of a `Create` or `Start`. Work that drives runc must not stop half way: runc
+/// would go on to create a container this shim never registered (berthd, reconnecting, finds
+/// a shim that does not know its task, and a runc container nobody owns), or start one the
+/// shim still reports as created. On its own task it finishes whatever happens to the
+/// request.
+async fn to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
+) -> crate::error::Result<T> {
+    tokio::spawn(work).await.map_err(|e| {
+        crate::error::Error::Runtime(format!("task operation did not complete: {e}"))
+    })?
 }

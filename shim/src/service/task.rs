@@ -20,7 +20,7 @@ use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::topics::*;
 use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
 
-use super::Service;
+use super::{Service, lock, to_completion};
 use crate::cgroups;
 use crate::container::{Container, CreateConfig};
 use crate::error::Error;
@@ -90,9 +90,18 @@ impl Task for Service {
             stdio,
             rootfs: req.rootfs.clone(),
         };
-        let c = Container::create(cfg, self.publisher.clone()).await?;
-        let pid = c.init.pid();
-        self.containers().insert(req.id.clone(), c);
+        let (containers, publisher, id) = (
+            self.containers.clone(),
+            self.publisher.clone(),
+            req.id.clone(),
+        );
+        let pid = to_completion(async move {
+            let c = Container::create(cfg, publisher).await?;
+            let pid = c.init.pid();
+            lock(&containers).insert(id, c);
+            Ok(pid)
+        })
+        .await?;
         let event = TaskCreate {
             container_id: req.id,
             bundle: req.bundle,
@@ -119,7 +128,7 @@ impl Task for Service {
     async fn start(&self, _: &TtrpcContext, req: StartRequest) -> Reply<StartResponse> {
         let c = self.container(&req.id)?;
         let pid = if req.exec_id.is_empty() {
-            let pid = c.start_init().await?;
+            let pid = to_completion(async move { c.start_init().await }).await?;
             let event = TaskStart {
                 container_id: req.id,
                 pid,

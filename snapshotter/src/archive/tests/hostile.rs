@@ -370,3 +370,86 @@ fn overlay_xattrs_and_loops_in_layers_are_refused() {
         .finish();
     assert!(arena.apply(&looped, &remove_mode()).is_err());
 }
+
+/// Appends a block device `major:minor` named `name` (written raw, `..` and all).
+fn block_device(layer: &mut Layer, name: &str, major: u32, minor: u32) {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(EntryType::Block);
+    header.set_mode(0o660);
+    header.set_device_major(major).unwrap();
+    header.set_device_minor(minor).unwrap();
+    header.set_size(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_cksum();
+    layer.builder.append(&header, &b""[..]).unwrap();
+}
+
+#[test]
+fn chained_symlinks_resolve_inside_the_root() {
+    require_root!();
+    for options in both_modes() {
+        let arena = Arena::new();
+        // a -> b -> c/up -> ../../outside: every hop is resolved inside the root, so the
+        // file lands in the root's own `outside/`.
+        let layer = Layer::new()
+            .dir("c/")
+            .symlink("c/up", "../../outside")
+            .symlink("b", "c/up")
+            .symlink("a", "b")
+            .dir("outside/")
+            .file("a/victim", "via a chain")
+            .finish();
+        arena.apply(&layer, &options).unwrap();
+        assert_eq!(arena.read("outside/victim").as_deref(), Some("via a chain"));
+    }
+}
+
+#[test]
+fn device_nodes_through_symlinked_directories_land_inside_the_root() {
+    require_root!();
+    for options in both_modes() {
+        let arena = Arena::new();
+        let mut layer = Layer::new();
+        layer.symlink("rel", "../outside").dir("outside/");
+        block_device(&mut layer, "rel/sda", 8, 0);
+        block_device(&mut layer, "../../outside/sdb", 8, 16);
+        arena.apply(&layer.finish(), &options).unwrap();
+        let sda = fs::symlink_metadata(arena.root.join("outside/sda")).unwrap();
+        assert!(sda.file_type().is_block_device());
+        assert_eq!(sda.rdev(), rustix::fs::makedev(8, 0));
+        let sdb = fs::symlink_metadata(arena.root.join("outside/sdb")).unwrap();
+        assert_eq!(sdb.rdev(), rustix::fs::makedev(8, 16));
+        // Through a symlink to an absolute path that does not exist inside the root: an
+        // error, never a node in the sentinel.
+        let mut layer = Layer::new();
+        layer.symlink("abs", &arena.out());
+        block_device(&mut layer, "abs/dir/sdc", 8, 32);
+        let err = arena.apply(&layer.finish(), &options).unwrap_err();
+        assert_ne!(err.kind, Kind::Unknown, "{err}");
+    }
+}
+
+#[test]
+fn hardlink_names_through_symlinks_stay_inside_the_root() {
+    require_root!();
+    let arena = Arena::new();
+    // The link's own name goes through a symlink that points outside: it is created in the
+    // root (the symlink resolves inside), or refused; the sentinel never gains a name.
+    let layer = Layer::new()
+        .file("target", "t")
+        .symlink("up", "../outside")
+        .dir("outside/")
+        .hardlink("up/h", "target")
+        .finish();
+    arena.apply(&layer, &remove_mode()).unwrap();
+    let inode = |p: &str| fs::symlink_metadata(arena.root.join(p)).unwrap().ino();
+    assert_eq!(inode("outside/h"), inode("target"));
+    let layer = Layer::new()
+        .symlink("abs", &arena.out())
+        .hardlink("abs/h2", "target")
+        .finish();
+    assert!(arena.apply(&layer, &remove_mode()).is_err());
+}
