@@ -3,7 +3,8 @@
 use anyhow::Context as _;
 use containerd_client::tonic::{Request, transport::Channel};
 
-/// A connected client.
+/// A connected client (cheap to clone: the channel is shared).
+#[derive(Clone)]
 pub struct Client {
     /// The gRPC channel to berthd.
     pub channel: Channel,

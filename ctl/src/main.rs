@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod container;
 mod exit;
 mod filters;
 mod human;
@@ -91,6 +92,22 @@ enum Command {
     Cp(commands::cp::Args),
     Commit(commands::commit::Args),
     Export(commands::export::Args),
+    // Container lifecycle and I/O.
+    Run(commands::run::Args),
+    Create(commands::create::Args),
+    Start(commands::start::Args),
+    Stop(commands::stop::Args),
+    Restart(commands::stop::RestartArgs),
+    Kill(commands::kill::Args),
+    #[command(alias = "remove")]
+    Rm(commands::rm::Args),
+    Wait(commands::wait::Args),
+    Attach(commands::attach::Args),
+    Exec(commands::exec::Args),
+    Logs(commands::logs::Args),
+    Pause(commands::pause::Args),
+    Unpause(commands::pause::UnpauseArgs),
+    Rename(commands::rename::Args),
 }
 
 /// Parses the command line; usage errors leave with 125 as docker's do, while `--help` and
@@ -173,6 +190,21 @@ fn main() -> ExitCode {
             Command::Cp(args) => commands::cp::run(args, &client).await,
             Command::Commit(args) => commands::commit::run(args, &client).await,
             Command::Export(args) => commands::export::run(args, &client).await,
+            // Container lifecycle and I/O.
+            Command::Run(args) => commands::run::run(args, &client).await,
+            Command::Create(args) => commands::create::run(args, &client).await,
+            Command::Start(args) => commands::start::run(args, &client).await,
+            Command::Stop(args) => commands::stop::run(args, &client).await,
+            Command::Restart(args) => commands::stop::restart(args, &client).await,
+            Command::Kill(args) => commands::kill::run(args, &client).await,
+            Command::Rm(args) => commands::rm::run(args, &client).await,
+            Command::Wait(args) => commands::wait::run(args, &client).await,
+            Command::Attach(args) => commands::attach::run(args, &client).await,
+            Command::Exec(args) => commands::exec::run(args, &client).await,
+            Command::Logs(args) => commands::logs::run(args, &client).await,
+            Command::Pause(args) => commands::pause::pause(args, &client).await,
+            Command::Unpause(args) => commands::pause::unpause(args, &client).await,
+            Command::Rename(args) => commands::rename::run(args, &client).await,
         }
     });
     match result {

@@ -7,6 +7,19 @@ pub mod plugins;
 pub mod pull;
 pub mod push;
 pub mod version;
+// Container lifecycle and I/O.
+pub mod attach;
+pub mod create;
+pub mod exec;
+pub mod kill;
+pub mod logs;
+pub mod pause;
+pub mod rename;
+pub mod rm;
+pub mod run;
+pub mod start;
+pub mod stop;
+pub mod wait;
 // wt-ctl-system
 pub mod completion;
 pub mod container;

@@ -43,14 +43,15 @@ fn short(id: &str) -> &str {
 }
 
 /// How progress is shown: bars on a terminal, lines otherwise.
-enum Display {
+pub(crate) enum Display {
     Bars(MultiProgress, HashMap<String, ProgressBar>),
     Lines,
     Quiet,
 }
 
 impl Display {
-    fn show(&mut self, p: &Progress) {
+    /// Shows one progress message.
+    pub(crate) fn show(&mut self, p: &Progress) {
         match self {
             Display::Quiet => {}
             Display::Lines => match p.event.as_str() {

@@ -64,7 +64,7 @@ impl Daemon {
         if let Some(dir) = berth_shim_dir() {
             path.insert(0, dir);
         }
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let child = Command::new(berthd_bin())
             .env("PATH", std::env::join_paths(path).expect("PATH"))
             .arg("--root")
             .arg(self.root())
@@ -162,6 +162,14 @@ impl Drop for Daemon {
         }
         self.kill();
     }
+}
+
+/// The berthd binary: `$BERTHD_BIN` (a copy that a parallel build into the same target dir
+/// cannot replace mid-test), else the one cargo built for these tests.
+pub fn berthd_bin() -> PathBuf {
+    std::env::var_os("BERTHD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berthd")))
 }
 
 /// The directory holding Berth's shim `containerd-shim-berth-v2`: `$BERTH_SHIM_DIR`, else the

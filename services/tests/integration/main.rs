@@ -4,6 +4,7 @@
 mod archives;
 mod bad_input;
 mod cli_inspect;
+mod cli_run;
 mod cli_system;
 mod containers;
 mod content;

@@ -1,0 +1,371 @@
+//! Making a container from `run`/`create` flags: image (pulled when the policy says so),
+//! spec, labels, volumes, the container record and its snapshot.
+//!
+//! The common path is kept to as few requests as possible: one image resolve, one filtered
+//! `List` only when `--name` is given, `Containers.Create` and `Snapshots.Prepare`. The task
+//! is created later with empty `rootfs`: berthd takes the mounts from the snapshot.
+
+use std::{collections::HashMap, io::IsTerminal};
+
+use anyhow::{Context as _, bail};
+use berth_proto::{
+    berth::{
+        transfer::v1::{PullRequest, RegistryOptions, transfer_client::TransferClient},
+        volumes::v1::{CreateVolumeRequest, volumes_client::VolumesClient},
+    },
+    labels::{berth as label, restart},
+};
+use berth_spec::{BindMount, SpecBuilder};
+use containerd_client::services::v1::{
+    Container, CreateContainerRequest, DeleteContainerRequest,
+    container::Runtime,
+    containers_client::ContainersClient,
+    snapshots::{PrepareSnapshotRequest, RemoveSnapshotRequest, snapshots_client::SnapshotsClient},
+};
+
+use super::{
+    flags::{self, CreateFlags, MountSource, PullPolicy},
+    rootfs::MountedRootfs,
+};
+use crate::{
+    client::Client,
+    commands::pull::Display,
+    image::{self, ResolvedImage},
+    lookup,
+};
+
+/// A container just made.
+pub struct Created {
+    /// Its 64-hex-digit ID.
+    pub id: String,
+    /// The record as created.
+    pub container: Container,
+}
+
+/// Creates the container that `flags` describe; `auto_remove` sets `berth.io/auto-remove`.
+/// `starting` (run, not create) also tells the restart monitor to keep it running; for a
+/// created container `start` does that, so that the monitor does not start it by itself.
+pub async fn create(
+    client: &Client,
+    flags: &CreateFlags,
+    auto_remove: bool,
+    starting: bool,
+) -> anyhow::Result<Created> {
+    let policy = flags::restart_policy(&flags.restart)?;
+    if policy.is_some() && auto_remove {
+        bail!("conflicting options: --restart and --rm");
+    }
+    let id = lookup::new_id();
+    let name = flags
+        .name
+        .clone()
+        .unwrap_or_else(|| lookup::generated_name(&id));
+    let name_check = async {
+        match &flags.name {
+            Some(n) => lookup::check_new_name(client, n).await,
+            None => Ok(()),
+        }
+    };
+    let (checked, image) = tokio::join!(name_check, ensure_image(client, flags));
+    checked?;
+    let image = image?;
+
+    let mut labels: HashMap<String, String> = flags::labels(&flags.label).into_iter().collect();
+    labels.insert(label::NAME.into(), name.clone());
+    labels.insert(label::IMAGE_REF.into(), flags.image.clone());
+    labels.insert(label::LOG_DRIVER.into(), label::LOG_DRIVER_JSON_FILE.into());
+    if let Some(policy) = policy {
+        labels.insert(restart::POLICY.into(), policy);
+        let status = if starting { "running" } else { "stopped" };
+        labels.insert(restart::STATUS.into(), status.into());
+    }
+    if auto_remove {
+        labels.insert(label::AUTO_REMOVE.into(), "true".into());
+    }
+    let (binds, volumes) = mounts(client, flags).await?;
+    if !volumes.is_empty() {
+        labels.insert(label::VOLUMES.into(), volumes.join(","));
+    }
+
+    let user = flags.user.clone().or_else(|| {
+        image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.user().clone())
+    });
+    let needs_rootfs = user.as_deref().is_some_and(flags::user_needs_lookup);
+    let mut prepared = false;
+    let rootfs = if needs_rootfs {
+        let mounts = prepare(client, flags, &id, &image).await?;
+        prepared = true;
+        match MountedRootfs::mount(&id, &mounts) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                remove_snapshot(client, &flags.snapshotter, &id).await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    let spec = spec(client, flags, &id, &image, binds, rootfs.as_ref());
+    drop(rootfs);
+    let spec = match spec {
+        Ok(s) => s,
+        Err(e) => {
+            if prepared {
+                remove_snapshot(client, &flags.snapshotter, &id).await;
+            }
+            return Err(e);
+        }
+    };
+    let container = Container {
+        id: id.clone(),
+        labels,
+        image: image.record.name.clone(),
+        runtime: Some(Runtime {
+            name: flags.runtime.clone(),
+            options: None,
+        }),
+        spec: Some(prost_types::Any {
+            type_url: berth_spec::SPEC_TYPE_URL.to_string(),
+            value: spec,
+        }),
+        snapshotter: flags.snapshotter.clone(),
+        snapshot_key: id.clone(),
+        ..Default::default()
+    };
+    let created = ContainersClient::new(client.channel.clone())
+        .create(client.request(CreateContainerRequest {
+            container: Some(container.clone()),
+        }))
+        .await;
+    if let Err(status) = created {
+        if prepared {
+            remove_snapshot(client, &flags.snapshotter, &id).await;
+        }
+        return Err(status).context("creating the container");
+    }
+    if !prepared && let Err(e) = prepare(client, flags, &id, &image).await {
+        let _ = ContainersClient::new(client.channel.clone())
+            .delete(client.request(DeleteContainerRequest { id: id.clone() }))
+            .await;
+        return Err(e);
+    }
+    Ok(Created { id, container })
+}
+
+/// Prepares the container's active snapshot on the image's top layer; returns its mounts.
+async fn prepare(
+    client: &Client,
+    flags: &CreateFlags,
+    id: &str,
+    image: &ResolvedImage,
+) -> anyhow::Result<Vec<containerd_client::types::Mount>> {
+    let mut snapshots = SnapshotsClient::new(client.channel.clone());
+    let res = snapshots
+        .prepare(client.request(PrepareSnapshotRequest {
+            snapshotter: flags.snapshotter.clone(),
+            key: id.to_string(),
+            parent: image.chain_id.clone(),
+            labels: HashMap::new(),
+        }))
+        .await;
+    match res {
+        Ok(r) => Ok(r.into_inner().mounts),
+        Err(s) if s.code() == tonic::Code::NotFound => bail!(
+            "image {} is not unpacked in snapshotter {:?} (pull it with --snapshotter {})",
+            flags.image,
+            flags.snapshotter,
+            flags.snapshotter
+        ),
+        Err(s) => Err(s).context("preparing the container's root filesystem"),
+    }
+}
+
+/// Removes snapshot `key` (best effort: NotFound is fine).
+pub async fn remove_snapshot(client: &Client, snapshotter: &str, key: &str) {
+    let _ = SnapshotsClient::new(client.channel.clone())
+        .remove(client.request(RemoveSnapshotRequest {
+            snapshotter: snapshotter.to_string(),
+            key: key.to_string(),
+        }))
+        .await;
+}
+
+/// Resolves the image, pulling it first when the pull policy asks for that.
+async fn ensure_image(client: &Client, flags: &CreateFlags) -> anyhow::Result<ResolvedImage> {
+    let platform = flags.platform.as_deref();
+    match flags.pull {
+        PullPolicy::Never => image::resolve(client, &flags.image, platform).await,
+        PullPolicy::Always => {
+            pull(client, flags).await?;
+            image::resolve(client, &flags.image, platform).await
+        }
+        PullPolicy::Missing => match image::resolve(client, &flags.image, platform).await {
+            Ok(img) => Ok(img),
+            Err(e) if e.to_string().starts_with("no such image") => {
+                eprintln!("Unable to find image '{}' locally", flags.image);
+                pull(client, flags).await?;
+                image::resolve(client, &flags.image, platform).await
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Pulls the image through berthd's transfer service, showing progress on stderr.
+async fn pull(client: &Client, flags: &CreateFlags) -> anyhow::Result<()> {
+    let req = PullRequest {
+        reference: flags.image.clone(),
+        platform: flags.platform.clone().unwrap_or_default(),
+        snapshotter: flags.snapshotter.clone(),
+        skip_unpack: false,
+        registry: Some(RegistryOptions {
+            plain_http: flags.plain_http,
+            username: String::new(),
+            password: std::env::var("BERTH_REGISTRY_PASSWORD").unwrap_or_default(),
+        }),
+    };
+    let mut stream = TransferClient::new(client.channel.clone())
+        .pull(client.request(req))
+        .await
+        .with_context(|| format!("pulling {}", flags.image))?
+        .into_inner();
+    let mut display = if std::io::stderr().is_terminal() {
+        Display::Bars(Default::default(), HashMap::new())
+    } else {
+        Display::Quiet
+    };
+    while let Some(p) = stream
+        .message()
+        .await
+        .with_context(|| format!("pulling {}", flags.image))?
+    {
+        if p.event == "done" {
+            eprintln!("{}: pulled {}", flags.image, p.digest);
+        }
+        display.show(&p);
+    }
+    Ok(())
+}
+
+/// The bind mounts of `-v`/`--mount` (named and anonymous volumes created on the way), and
+/// the names of the volumes used.
+async fn mounts(
+    client: &Client,
+    flags: &CreateFlags,
+) -> anyhow::Result<(Vec<BindMount>, Vec<String>)> {
+    let mut requests = Vec::new();
+    for v in &flags.volume {
+        requests.push(flags::parse_volume(v)?);
+    }
+    for m in &flags.mount {
+        requests.push(flags::parse_mount(m)?);
+    }
+    let mut binds = Vec::new();
+    let mut names = Vec::new();
+    for r in requests {
+        let source = match r.source {
+            MountSource::Host(path) => path,
+            MountSource::Volume(name) => {
+                let v = create_volume(client, &name, false).await?;
+                names.push(v.name);
+                v.mountpoint.into()
+            }
+            MountSource::Anonymous => {
+                let v = create_volume(client, "", true).await?;
+                names.push(v.name);
+                v.mountpoint.into()
+            }
+        };
+        binds.push(BindMount::new(source, r.target).readonly(r.readonly));
+    }
+    Ok((binds, names))
+}
+
+/// Creates (or finds) a volume through berthd's volume service.
+async fn create_volume(
+    client: &Client,
+    name: &str,
+    anonymous: bool,
+) -> anyhow::Result<berth_proto::berth::volumes::v1::Volume> {
+    Ok(VolumesClient::new(client.channel.clone())
+        .create(client.request(CreateVolumeRequest {
+            name: name.to_string(),
+            labels: HashMap::new(),
+            anonymous,
+        }))
+        .await
+        .with_context(|| format!("creating volume {name:?}"))?
+        .into_inner())
+}
+
+/// Builds the container's OCI spec (JSON bytes).
+fn spec(
+    client: &Client,
+    flags: &CreateFlags,
+    id: &str,
+    image: &ResolvedImage,
+    binds: Vec<BindMount>,
+    rootfs: Option<&MountedRootfs>,
+) -> anyhow::Result<Vec<u8>> {
+    let mut b = SpecBuilder::new(client.namespace(), id)
+        .image_config(&image.config)
+        .envs(flags::environment(flags)?)
+        .terminal(flags.tty)
+        .mounts(binds);
+    if let Some(e) = &flags.entrypoint {
+        b = b.entrypoint(if e.is_empty() {
+            Vec::new()
+        } else {
+            vec![e.clone()]
+        });
+    }
+    if !flags.command.is_empty() {
+        b = b.args(flags.command.clone());
+    }
+    if let Some(w) = &flags.workdir {
+        b = b.cwd(w.clone());
+    }
+    if let Some(u) = &flags.user {
+        b = b.user(u.clone());
+    }
+    if let Some(r) = rootfs {
+        b = b.rootfs_dir(r.path());
+    }
+    if let Some(h) = &flags.hostname {
+        b = b.hostname(h.clone());
+    }
+    if flags.read_only {
+        b = b.readonly_rootfs();
+    }
+    if flags.privileged {
+        b = b.privileged();
+    }
+    let security = flags::security_opts(&flags.security_opt)?;
+    if security.no_new_privileges {
+        b = b.no_new_privileges();
+    }
+    if security.seccomp_unconfined {
+        b = b.seccomp_unconfined();
+    }
+    for c in &flags.cap_add {
+        b = b.cap_add(c.clone());
+    }
+    for c in &flags.cap_drop {
+        b = b.cap_drop(c.clone());
+    }
+    if let Some(m) = &flags.memory {
+        b = b.memory(flags::parse_bytes(m)?);
+    }
+    if let Some(c) = flags.cpus {
+        b = b.cpus(c);
+    }
+    if let Some(p) = flags.pids_limit {
+        b = b.pids_limit(p);
+    }
+    let spec = b.build()?;
+    Ok(berth_spec::to_json(&spec)?)
+}
