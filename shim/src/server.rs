@@ -57,6 +57,7 @@ async fn serve(flags: &Flags) -> anyhow::Result<()> {
         &flags.namespace,
         publisher,
         shutdown.clone(),
+        address::socket_path(&flags.socket).into(),
         Trimmer::start(),
     ));
     let v3 = create_task(service.clone());
@@ -85,7 +86,7 @@ async fn serve(flags: &Flags) -> anyhow::Result<()> {
     tracing::info!(socket = %flags.socket, "serving");
     shutdown.notified().await;
     tracing::info!("shutting down");
+    // The socket file went when Shutdown was accepted (a successor may own the path now).
     let _ = server.shutdown().await;
-    let _ = std::fs::remove_file(address::socket_path(&flags.socket));
     Ok(())
 }

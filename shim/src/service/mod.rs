@@ -7,6 +7,7 @@
 mod task;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -23,17 +24,20 @@ pub struct Service {
     /// Shared with work that outlives its request (see [`to_completion`]).
     containers: Arc<Mutex<HashMap<String, Arc<Container>>>>,
     shutdown: Arc<Notify>,
+    /// The socket file this shim listens on, withdrawn as soon as it agrees to shut down.
+    socket: PathBuf,
     trimmer: Trimmer,
 }
 
 impl Service {
     /// A service for `namespace` that publishes through `publisher`, signals `shutdown`
-    /// once asked to exit with no containers left, and trims its memory through `trimmer`
-    /// after each burst of requests.
+    /// once asked to exit with no containers left (removing `socket` first), and trims its
+    /// memory through `trimmer` after each burst of requests.
     pub fn new(
         namespace: &str,
         publisher: Publisher,
         shutdown: Arc<Notify>,
+        socket: PathBuf,
         trimmer: Trimmer,
     ) -> Service {
         Service {
@@ -41,6 +45,7 @@ impl Service {
             publisher,
             containers: Arc::new(Mutex::new(HashMap::new())),
             shutdown,
+            socket,
             trimmer,
         }
     }

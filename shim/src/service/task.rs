@@ -317,6 +317,9 @@ impl Task for Service {
 
     async fn shutdown(&self, _: &TtrpcContext, _: ShutdownRequest) -> Reply<Empty> {
         if self.containers().is_empty() {
+            // Withdraw the socket before answering: a task created for the same id right
+            // after this reply must get a new shim, not this one on its way out.
+            let _ = std::fs::remove_file(&self.socket);
             let notify = self.shutdown.clone();
             // Answer first; the server stops right after.
             tokio::spawn(async move {
