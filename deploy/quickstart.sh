@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Berth's main job on a fresh Debian machine, offline, as root: build, start a private berthd,
 # make a tiny image from Debian's static busybox, serve it from a local registry, pull and
-# unpack it inside berthd, and run a container from it with Berth's shim.
+# unpack it inside berthd, and run containers from it with berthctl (and ctr) on Berth's shim.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,9 +44,18 @@ ctl pull --plain-http "$image"
 echo "== containerd's own client sees it"
 ctr --address "$sock" images ls
 ctr --address "$sock" snapshots ls
-echo "== berthd runs a container from it (Berth's shim driving runc)"
-ctr --address "$sock" run --rm --runtime io.containerd.berth.v2 "$image" quickstart \
+echo "== berthctl runs a container from it (Berth's shim driving runc)"
+ctl run --rm --name quickstart --hostname quickstart "$image" \
     sh -c 'echo "hello from a Berth container (hostname $(hostname))"; exit 7' && rc=0 || rc=$?
 echo "container exited with $rc"
 [ "$rc" = 7 ] || { echo "quickstart: expected exit code 7" >&2; exit 1; }
+echo "== and containerd's ctr runs one too, on the same daemon"
+ctr --address "$sock" run --rm --runtime io.containerd.berth.v2 "$image" quickstart-ctr \
+    echo "hello through ctr"
+echo "== a detached one with logs"
+ctl run -d --name web "$image" sh -c 'echo serving; sleep 300' >/dev/null
+ctl ps
+sleep 0.5
+ctl logs web
+ctl rm -f web >/dev/null
 echo "berthd log: $work/berthd.log"
