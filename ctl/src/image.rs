@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, bail};
 use containerd_client::services::v1::{
-    GetImageRequest, Image, ReadContentRequest, content_client::ContentClient,
+    GetImageRequest, Image, ListImagesRequest, ReadContentRequest, content_client::ContentClient,
     images_client::ImagesClient,
 };
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
@@ -131,6 +131,20 @@ pub fn chain_id(diff_ids: &[String]) -> String {
         }
     }
     chain
+}
+
+/// Every image record of the namespace, sorted by name.
+pub async fn list(client: &Client) -> anyhow::Result<Vec<Image>> {
+    let mut records = ImagesClient::new(client.channel.clone())
+        .list(client.request(ListImagesRequest {
+            filters: Vec::new(),
+        }))
+        .await
+        .context("listing images")?
+        .into_inner()
+        .images;
+    records.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(records)
 }
 
 /// Gets a stored image by name; NotFound becomes a plain "no such image" error.

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use anyhow::{Context as _, bail};
-use containerd_client::services::v1::{ListImagesRequest, images_client::ImagesClient};
 use serde_json::{Value, json};
 
 use crate::{
@@ -134,15 +133,7 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
     if let Some(r) = &args.reference {
         filters.push(("reference".into(), r.clone()));
     }
-    let mut records = ImagesClient::new(client.channel.clone())
-        .list(client.request(ListImagesRequest {
-            filters: Vec::new(),
-        }))
-        .await
-        .context("listing images")?
-        .into_inner()
-        .images;
-    records.sort_by(|a, b| a.name.cmp(&b.name));
+    let records = image::list(client).await?;
     let mut rows = Vec::new();
     for record in records {
         let Ok(resolved) = image::resolve(client, &record.name, None).await else {

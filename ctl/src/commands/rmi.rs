@@ -1,9 +1,7 @@
 //! `berthctl rmi`: remove image records; the collector then frees what nothing references.
 
 use anyhow::{Context as _, bail};
-use containerd_client::services::v1::{
-    DeleteImageRequest, Image, ListImagesRequest, images_client::ImagesClient,
-};
+use containerd_client::services::v1::{DeleteImageRequest, Image, images_client::ImagesClient};
 
 use crate::{
     client::Client,
@@ -74,14 +72,7 @@ async fn remove(
     arg: &str,
     force: bool,
 ) -> anyhow::Result<()> {
-    let all = api
-        .list(client.request(ListImagesRequest {
-            filters: Vec::new(),
-        }))
-        .await
-        .context("listing images")?
-        .into_inner()
-        .images;
+    let all = image::list(client).await?;
     let targets = records(client, arg, &all).await?;
     if targets.len() > 1 && !force {
         bail!(

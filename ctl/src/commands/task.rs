@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     client::Client,
+    container::signals,
     lookup,
     output::{self, Format},
 };
@@ -75,58 +76,6 @@ enum Action {
         #[arg(short, long)]
         force: bool,
     },
-}
-
-/// Linux signal numbers by name (without the `SIG` prefix).
-const SIGNALS: [(&str, u32); 31] = [
-    ("HUP", 1),
-    ("INT", 2),
-    ("QUIT", 3),
-    ("ILL", 4),
-    ("TRAP", 5),
-    ("ABRT", 6),
-    ("BUS", 7),
-    ("FPE", 8),
-    ("KILL", 9),
-    ("USR1", 10),
-    ("SEGV", 11),
-    ("USR2", 12),
-    ("PIPE", 13),
-    ("ALRM", 14),
-    ("TERM", 15),
-    ("STKFLT", 16),
-    ("CHLD", 17),
-    ("CONT", 18),
-    ("STOP", 19),
-    ("TSTP", 20),
-    ("TTIN", 21),
-    ("TTOU", 22),
-    ("URG", 23),
-    ("XCPU", 24),
-    ("XFSZ", 25),
-    ("VTALRM", 26),
-    ("PROF", 27),
-    ("WINCH", 28),
-    ("IO", 29),
-    ("PWR", 30),
-    ("SYS", 31),
-];
-
-/// Parses a signal given as `SIGTERM`, `term` or `15`.
-pub fn parse_signal(signal: &str) -> anyhow::Result<u32> {
-    if let Ok(n) = signal.parse::<u32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-        bail!("invalid signal number {n}");
-    }
-    let upper = signal.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNALS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, num)| *num)
-        .with_context(|| format!("unknown signal {signal:?}"))
 }
 
 fn status_word(status: i32) -> &'static str {
@@ -242,7 +191,7 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
             all,
             exec_id,
         } => {
-            let signal = parse_signal(&signal)?;
+            let signal = signals::parse(&signal)?;
             let c = lookup::find(client, &container).await?;
             api(client)
                 .kill(client.request(KillRequest {
@@ -263,18 +212,4 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_signals() {
-        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
-        assert_eq!(parse_signal("term").unwrap(), 15);
-        assert_eq!(parse_signal("10").unwrap(), 10);
-        assert!(parse_signal("SIGNOPE").is_err());
-        assert!(parse_signal("0").is_err());
-    }
 }

@@ -3,11 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::Context as _;
 use berth_proto::berth::volumes::v1::Volume;
-use containerd_client::services::v1::{
-    Container, Image, ListImagesRequest, images_client::ImagesClient,
-};
+use containerd_client::services::v1::{Container, Image};
 
 use crate::{client::Client, commands, human, image, lookup, task::TaskState};
 
@@ -44,15 +41,7 @@ impl ContainerUsage {
 
 /// Every image of the namespace with its blobs; `containers` tells which are in use.
 pub async fn images(client: &Client, containers: &[Container]) -> anyhow::Result<Vec<ImageUsage>> {
-    let mut records = ImagesClient::new(client.channel.clone())
-        .list(client.request(ListImagesRequest {
-            filters: Vec::new(),
-        }))
-        .await
-        .context("listing images")?
-        .into_inner()
-        .images;
-    records.sort_by(|a, b| a.name.cmp(&b.name));
+    let records = crate::image::list(client).await?;
     let mut out = Vec::new();
     for record in records {
         let mut blobs = HashMap::new();
