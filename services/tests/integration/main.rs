@@ -3,6 +3,7 @@
 
 mod archives;
 mod bad_input;
+mod cli_images;
 mod cli_inspect;
 mod cli_run;
 mod cli_system;
