@@ -30,14 +30,8 @@ pub fn start_error(status: tonic::Status, what: &str) -> anyhow::Error {
     }
 }
 
-/// How often a task create that berthd answers with Unavailable is tried.
-const CREATE_ATTEMPTS: u32 = 3;
-
 /// Creates the init task of container `id` with the given stdio (empty strings: none, and
 /// berthd logs the output of containers that have the log-driver label).
-///
-/// Unavailable is retried briefly: right after a task of the same container was deleted,
-/// its shim may still be winding down on the socket the new task's shim is to use.
 pub async fn create_task(
     client: &Client,
     id: &str,
@@ -52,20 +46,11 @@ pub async fn create_task(
         terminal,
         ..Default::default()
     };
-    let mut attempt = 1;
-    loop {
-        let res = TasksClient::new(client.channel.clone())
-            .create(client.request(request.clone()))
-            .await;
-        match res {
-            Ok(r) => return Ok(r.into_inner().pid),
-            Err(s) if s.code() == tonic::Code::Unavailable && attempt < CREATE_ATTEMPTS => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Err(s) => return Err(start_error(s, "creating the task")),
-        }
-    }
+    let res = TasksClient::new(client.channel.clone())
+        .create(client.request(request))
+        .await
+        .map_err(|s| start_error(s, "creating the task"))?;
+    Ok(res.into_inner().pid)
 }
 
 /// Starts process `exec_id` (the init process when empty) of container `id`.

@@ -47,7 +47,17 @@ impl From<DeleteResponse> for Exit {
     }
 }
 
+/// How long a delete waits for a shim without tasks to exit after Shutdown.
+const SHIM_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Manager {
+    /// Whether another registered task runs on `task`'s shim (a grouped, per-pod shim).
+    fn shares_shim(&self, task: &Arc<Task>) -> bool {
+        lock(&self.tasks).values().any(|slot| {
+            matches!(slot, Slot::Ready(t) if !Arc::ptr_eq(t, task) && Arc::ptr_eq(&t.shim, &task.shim))
+        })
+    }
+
     /// Deletes the task of container `id` in `ns`: the shim deletes the init process (refused
     /// while it runs), then is asked to shut down, and the bundle goes.
     pub async fn delete(self: &Arc<Self>, ns: &str, id: &str) -> Result<Exit, Error> {
@@ -71,6 +81,12 @@ impl Manager {
         if !shim_gone {
             // The shim exits once it has no tasks left; it closes the connection doing so.
             let _: Result<Empty, Error> = task.call("Shutdown", &shutdown).await;
+            // A shim left without tasks exits and takes its socket with it. Until it has, a new
+            // task of the same container would start its shim on the same socket path and
+            // reach the departing one (Go shims reuse a socket that still answers).
+            if !self.shares_shim(&task) {
+                let _ = tokio::time::timeout(SHIM_EXIT_WAIT, task.shim.closed()).await;
+            }
             tracing::debug!(namespace = ns, id, "shim shut down");
         }
         let leftover = match (&deleted, &task.binary) {
