@@ -141,9 +141,14 @@ fn exec_process(args: &Args, mut process: Process, pid: u32) -> anyhow::Result<P
         process.set_cwd(w.into());
     }
     if let Some(u) = &args.user {
+        // As in Docker, a numeric uid takes its group from the container's /etc/passwd when
+        // it is listed there; names must be found there.
         let root = format!("/proc/{pid}/root");
-        let rootfs = flags::user_needs_lookup(u).then_some(std::path::Path::new(&root));
-        let resolved = berth_spec::resolve_user(u, rootfs)?;
+        let rootfs = std::path::Path::new(&root);
+        let resolved = match berth_spec::resolve_user(u, Some(rootfs)) {
+            Err(_) if !flags::user_needs_lookup(u) => berth_spec::resolve_user(u, None)?,
+            other => other?,
+        };
         let mut user = User::default();
         user.set_uid(resolved.uid);
         user.set_gid(resolved.gid);

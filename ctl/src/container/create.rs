@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use berth_proto::{
     berth::{
         transfer::v1::{PullRequest, RegistryOptions, transfer_client::TransferClient},
-        volumes::v1::{CreateVolumeRequest, volumes_client::VolumesClient},
+        volumes::v1::{CreateVolumeRequest, RemoveVolumeRequest, volumes_client::VolumesClient},
     },
     labels::{berth as label, restart},
 };
@@ -82,11 +82,27 @@ pub async fn create(
     if auto_remove {
         labels.insert(label::AUTO_REMOVE.into(), "true".into());
     }
-    let (binds, volumes) = mounts(client, flags).await?;
-    if !volumes.is_empty() {
-        labels.insert(label::VOLUMES.into(), volumes.join(","));
+    let volumes = mounts(client, flags).await?;
+    if !volumes.names.is_empty() {
+        labels.insert(label::VOLUMES.into(), volumes.names.join(","));
     }
+    let made = make(client, flags, id, image, labels, volumes.binds).await;
+    if made.is_err() {
+        remove_volumes(client, &volumes.anonymous).await;
+    }
+    made
+}
 
+/// The rest of [`create`] once volumes exist: spec, container record and snapshot. On failure
+/// nothing of these is left behind.
+async fn make(
+    client: &Client,
+    flags: &CreateFlags,
+    id: String,
+    image: ResolvedImage,
+    labels: HashMap<String, String>,
+    binds: Vec<BindMount>,
+) -> anyhow::Result<Created> {
     let user = flags.user.clone().or_else(|| {
         image
             .config
@@ -251,12 +267,19 @@ async fn pull(client: &Client, flags: &CreateFlags) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The bind mounts of `-v`/`--mount` (named and anonymous volumes created on the way), and
-/// the names of the volumes used.
-async fn mounts(
-    client: &Client,
-    flags: &CreateFlags,
-) -> anyhow::Result<(Vec<BindMount>, Vec<String>)> {
+/// What `-v`/`--mount` resolve to.
+struct Mounts {
+    /// The bind mounts, volumes included.
+    binds: Vec<BindMount>,
+    /// Every volume used (named or anonymous).
+    names: Vec<String>,
+    /// The anonymous volumes created for this container.
+    anonymous: Vec<String>,
+}
+
+/// The bind mounts of `-v`/`--mount`, creating named and anonymous volumes on the way. When
+/// one fails, the anonymous volumes already made are removed.
+async fn mounts(client: &Client, flags: &CreateFlags) -> anyhow::Result<Mounts> {
     let mut requests = Vec::new();
     for v in &flags.volume {
         requests.push(flags::parse_volume(v)?);
@@ -264,25 +287,53 @@ async fn mounts(
     for m in &flags.mount {
         requests.push(flags::parse_mount(m)?);
     }
-    let mut binds = Vec::new();
-    let mut names = Vec::new();
+    let mut out = Mounts {
+        binds: Vec::new(),
+        names: Vec::new(),
+        anonymous: Vec::new(),
+    };
     for r in requests {
         let source = match r.source {
             MountSource::Host(path) => path,
-            MountSource::Volume(name) => {
-                let v = create_volume(client, &name, false).await?;
-                names.push(v.name);
-                v.mountpoint.into()
-            }
-            MountSource::Anonymous => {
-                let v = create_volume(client, "", true).await?;
-                names.push(v.name);
-                v.mountpoint.into()
-            }
+            MountSource::Volume(name) => match create_volume(client, &name, false).await {
+                Ok(v) => {
+                    out.names.push(v.name);
+                    v.mountpoint.into()
+                }
+                Err(e) => {
+                    remove_volumes(client, &out.anonymous).await;
+                    return Err(e);
+                }
+            },
+            MountSource::Anonymous => match create_volume(client, "", true).await {
+                Ok(v) => {
+                    out.names.push(v.name.clone());
+                    out.anonymous.push(v.name);
+                    v.mountpoint.into()
+                }
+                Err(e) => {
+                    remove_volumes(client, &out.anonymous).await;
+                    return Err(e);
+                }
+            },
         };
-        binds.push(BindMount::new(source, r.target).readonly(r.readonly));
+        out.binds
+            .push(BindMount::new(source, r.target).readonly(r.readonly));
     }
-    Ok((binds, names))
+    Ok(out)
+}
+
+/// Removes volumes `names` (best effort).
+async fn remove_volumes(client: &Client, names: &[String]) {
+    let mut volumes = VolumesClient::new(client.channel.clone());
+    for name in names {
+        let _ = volumes
+            .remove(client.request(RemoveVolumeRequest {
+                name: name.clone(),
+                force: false,
+            }))
+            .await;
+    }
 }
 
 /// Creates (or finds) a volume through berthd's volume service.

@@ -237,6 +237,11 @@ fn cli_run_detached_lifecycle() {
         ],
     );
     assert_eq!(out, "b /tmp nobody\n");
+    // A numeric uid takes its group from the image's /etc/passwd; an unlisted one gets gid 0.
+    let out = bc_ok(&d, &["exec", "-u", "65534", "web", "id", "-g"]);
+    assert_eq!(out, "65534\n");
+    let out = bc_ok(&d, &["exec", "-u", "4242", "web", "id", "-g"]);
+    assert_eq!(out, "0\n");
 
     let logs = bc(&d, &["logs", "web"]);
     if served(&logs, "logs") {
@@ -449,6 +454,23 @@ fn cli_run_volumes_and_restart_policies() {
     );
     assert_eq!(bc_ok(&d, &["volume", "ls", "-q"]).lines().count(), 2);
     bc_ok(&d, &["rm", "-v", "anon"]);
+    assert_eq!(bc_ok(&d, &["volume", "ls", "-q"]).trim(), "data");
+    // A create that fails after making its anonymous volume takes the volume back.
+    let (c, t) = code(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "nosuchuser",
+            "-v",
+            "/scratch",
+            &image,
+            "true",
+        ],
+    );
+    assert_eq!(c, Some(125), "{t}");
+    assert!(t.contains("nosuchuser"), "{t}");
     assert_eq!(bc_ok(&d, &["volume", "ls", "-q"]).trim(), "data");
 
     let id = bc_ok(
