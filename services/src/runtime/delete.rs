@@ -83,8 +83,9 @@ impl Manager {
             let _: Result<Empty, Error> = task.call("Shutdown", &shutdown).await;
             // A shim left without tasks exits and takes its socket with it. Until it has, a new
             // task of the same container would start its shim on the same socket path and
-            // reach the departing one (Go shims reuse a socket that still answers).
-            if !self.shares_shim(&task) {
+            // reach the departing one (Go shims reuse a socket that still answers). Berth's
+            // shim withdraws the socket before it answers Shutdown: nothing to wait for.
+            if !self.shares_shim(&task) && socket_listed(task.shim.address()) {
                 let _ = tokio::time::timeout(SHIM_EXIT_WAIT, task.shim.closed()).await;
             }
             tracing::debug!(namespace = ns, id, "shim shut down");
@@ -178,6 +179,13 @@ impl Manager {
             },
         );
     }
+}
+
+/// Whether the socket of shim `address` (`unix://…`) is still in the filesystem (abstract
+/// sockets count as listed).
+fn socket_listed(address: &str) -> bool {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    path.starts_with('@') || Path::new(path).exists()
 }
 
 /// Removes the socket file at `address` (`unix://…`) when nothing listens there any more.
