@@ -2,9 +2,8 @@
 //! spec, labels, volumes, the container record and its snapshot.
 //!
 //! The common path is kept to as few requests as possible: one image resolve, one filtered
-//! `List` only when `--name` is given, `Containers.Create` and `Snapshots.Prepare` (sent
-//! together). The task is created later with empty `rootfs`: berthd takes the mounts from
-//! the snapshot.
+//! `List` only when `--name` is given, `Containers.Create` and `Snapshots.Prepare`. The task
+//! is created later with empty `rootfs`: berthd takes the mounts from the snapshot.
 
 use std::{collections::HashMap, io::IsTerminal};
 
@@ -153,37 +152,24 @@ async fn make(
         snapshot_key: id.clone(),
         ..Default::default()
     };
-    let create = async {
-        ContainersClient::new(client.channel.clone())
-            .create(client.request(CreateContainerRequest {
-                container: Some(container.clone()),
-            }))
-            .await
-            .context("creating the container")
-    };
-    // The record and the snapshot do not depend on each other: both requests go at once.
-    let snapshot = async {
-        match prepared {
-            true => Ok(()),
-            false => prepare(client, flags, &id, &image).await.map(drop),
+    let created = ContainersClient::new(client.channel.clone())
+        .create(client.request(CreateContainerRequest {
+            container: Some(container.clone()),
+        }))
+        .await;
+    if let Err(status) = created {
+        if prepared {
+            remove_snapshot(client, &flags.snapshotter, &id).await;
         }
-    };
-    let (created, snapshot) = tokio::join!(create, snapshot);
-    match (created, snapshot) {
-        (Ok(_), Ok(())) => Ok(Created { id, container }),
-        (Err(e), snapshot) => {
-            if prepared || snapshot.is_ok() {
-                remove_snapshot(client, &flags.snapshotter, &id).await;
-            }
-            Err(e)
-        }
-        (Ok(_), Err(e)) => {
-            let _ = ContainersClient::new(client.channel.clone())
-                .delete(client.request(DeleteContainerRequest { id: id.clone() }))
-                .await;
-            Err(e)
-        }
+        return Err(status).context("creating the container");
     }
+    if !prepared && let Err(e) = prepare(client, flags, &id, &image).await {
+        let _ = ContainersClient::new(client.channel.clone())
+            .delete(client.request(DeleteContainerRequest { id: id.clone() }))
+            .await;
+        return Err(e);
+    }
+    Ok(Created { id, container })
 }
 
 /// Prepares the container's active snapshot on the image's top layer; returns its mounts.
