@@ -5,7 +5,11 @@
 //! `List` only when `--name` is given, `Containers.Create` and `Snapshots.Prepare`. The task
 //! is created later with empty `rootfs`: berthd takes the mounts from the snapshot.
 
-use std::{collections::HashMap, io::IsTerminal};
+use std::{
+    collections::HashMap,
+    io::IsTerminal,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context as _, bail};
 use berth_proto::{
@@ -26,6 +30,7 @@ use containerd_client::services::v1::{
 use super::{
     flags::{self, CreateFlags, MountSource, PullPolicy},
     rootfs::MountedRootfs,
+    seed::{self, Seed},
 };
 use crate::{
     client::Client,
@@ -86,7 +91,16 @@ pub async fn create(
     if !volumes.names.is_empty() {
         labels.insert(label::VOLUMES.into(), volumes.names.join(","));
     }
-    let made = make(client, flags, id, image, labels, volumes.binds).await;
+    let made = make(
+        client,
+        flags,
+        id,
+        image,
+        labels,
+        volumes.binds,
+        &volumes.seeds,
+    )
+    .await;
     if made.is_err() {
         remove_volumes(client, &volumes.anonymous).await;
     }
@@ -102,6 +116,7 @@ async fn make(
     image: ResolvedImage,
     labels: HashMap<String, String>,
     binds: Vec<BindMount>,
+    seeds: &[Seed],
 ) -> anyhow::Result<Created> {
     let user = flags.user.clone().or_else(|| {
         image
@@ -110,12 +125,16 @@ async fn make(
             .as_ref()
             .and_then(|c| c.user().clone())
     });
-    let needs_rootfs = user.as_deref().is_some_and(flags::user_needs_lookup);
+    let needs_rootfs = user.as_deref().is_some_and(flags::user_needs_lookup) || !seeds.is_empty();
     let mut prepared = false;
     let rootfs = if needs_rootfs {
         let mounts = prepare(client, flags, &id, &image).await?;
         prepared = true;
-        match MountedRootfs::mount(&id, &mounts) {
+        let seeded = MountedRootfs::mount(&id, &mounts).and_then(|r| {
+            seed_all(r.path(), seeds)?;
+            Ok(r)
+        });
+        match seeded {
             Ok(r) => Some(r),
             Err(e) => {
                 remove_snapshot(client, &flags.snapshotter, &id).await;
@@ -275,6 +294,8 @@ struct Mounts {
     names: Vec<String>,
     /// The anonymous volumes created for this container.
     anonymous: Vec<String>,
+    /// The empty volumes to fill from the image.
+    seeds: Vec<Seed>,
 }
 
 /// The bind mounts of `-v`/`--mount`, creating named and anonymous volumes on the way. When
@@ -291,8 +312,10 @@ async fn mounts(client: &Client, flags: &CreateFlags) -> anyhow::Result<Mounts> 
         binds: Vec::new(),
         names: Vec::new(),
         anonymous: Vec::new(),
+        seeds: Vec::new(),
     };
     for r in requests {
+        let is_volume = !matches!(r.source, MountSource::Host(_));
         let source = match r.source {
             MountSource::Host(path) => path,
             MountSource::Volume(name) => match create_volume(client, &name, false).await {
@@ -317,10 +340,28 @@ async fn mounts(client: &Client, flags: &CreateFlags) -> anyhow::Result<Mounts> 
                 }
             },
         };
+        if is_volume && !r.nocopy && seed::is_empty(&source) {
+            out.seeds.push(Seed {
+                data: source.clone(),
+                target: PathBuf::from(&r.target),
+            });
+        }
         out.binds
             .push(BindMount::new(source, r.target).readonly(r.readonly));
     }
     Ok(out)
+}
+
+/// Fills every volume of `seeds` from the image's root filesystem at `rootfs`; on failure
+/// every one is left empty again.
+fn seed_all(rootfs: &Path, seeds: &[Seed]) -> anyhow::Result<()> {
+    let filled = seeds.iter().try_for_each(|s| seed::seed(rootfs, s));
+    if filled.is_err() {
+        for s in seeds {
+            seed::clear(&s.data);
+        }
+    }
+    filled
 }
 
 /// Removes volumes `names` (best effort).

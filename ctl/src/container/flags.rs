@@ -225,9 +225,12 @@ pub struct MountRequest {
     pub target: String,
     /// Read-only.
     pub readonly: bool,
+    /// A new, empty volume is not filled with the image's content at the target.
+    pub nocopy: bool,
 }
 
-/// Parses `-v SRC:DST[:ro|rw]` or `-v DST`.
+/// Parses `-v SRC:DST[:OPTS]` or `-v DST`; OPTS is a comma-separated list of `ro`, `rw` and
+/// `nocopy`.
 pub fn parse_volume(spec: &str) -> anyhow::Result<MountRequest> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, target, mode) = match parts.as_slice() {
@@ -236,11 +239,17 @@ pub fn parse_volume(spec: &str) -> anyhow::Result<MountRequest> {
         [source, target, mode] => (Some(*source), *target, Some(*mode)),
         _ => bail!("invalid volume {spec:?}: expected [SOURCE:]TARGET[:ro]"),
     };
-    let readonly = match mode {
-        None | Some("rw") => false,
-        Some("ro") => true,
-        Some(other) => bail!("invalid volume mode {other:?} in {spec:?}: use ro or rw"),
-    };
+    let (mut readonly, mut nocopy) = (false, false);
+    for option in mode.into_iter().flat_map(|m| m.split(',')) {
+        match option {
+            "rw" => readonly = false,
+            "ro" => readonly = true,
+            "nocopy" => nocopy = true,
+            other => {
+                bail!("invalid volume option {other:?} in {spec:?}: use ro, rw or nocopy")
+            }
+        }
+    }
     if !target.starts_with('/') {
         bail!("invalid volume {spec:?}: the container path {target:?} must be absolute");
     }
@@ -257,13 +266,14 @@ pub fn parse_volume(spec: &str) -> anyhow::Result<MountRequest> {
         source,
         target: target.to_string(),
         readonly,
+        nocopy,
     })
 }
 
-/// Parses `--mount type=bind|volume,source=…,target=…[,readonly]`.
+/// Parses `--mount type=bind|volume,source=…,target=…[,readonly][,volume-nocopy]`.
 pub fn parse_mount(spec: &str) -> anyhow::Result<MountRequest> {
     let mut kind = "volume";
-    let (mut source, mut target, mut readonly) = (None, None, false);
+    let (mut source, mut target, mut readonly, mut nocopy) = (None, None, false, false);
     for field in spec.split(',') {
         let (key, value) = field
             .split_once('=')
@@ -274,6 +284,8 @@ pub fn parse_mount(spec: &str) -> anyhow::Result<MountRequest> {
             ("target" | "destination" | "dst", Some(v)) => target = Some(v),
             ("readonly" | "ro", None | Some("true" | "1")) => readonly = true,
             ("readonly" | "ro", Some("false" | "0")) => readonly = false,
+            ("volume-nocopy", None | Some("true" | "1")) => nocopy = true,
+            ("volume-nocopy", Some("false" | "0")) => nocopy = false,
             _ => bail!("invalid --mount field {field:?} in {spec:?}"),
         }
     }
@@ -292,6 +304,7 @@ pub fn parse_mount(spec: &str) -> anyhow::Result<MountRequest> {
         source,
         target: target.to_string(),
         readonly,
+        nocopy,
     })
 }
 
@@ -360,6 +373,12 @@ mod tests {
         let m = parse_mount("type=volume,src=v,dst=/c").unwrap();
         assert_eq!(m.source, MountSource::Volume("v".into()));
         assert!(parse_mount("type=tmpfs,target=/c").is_err());
+        assert!(!v.nocopy && !m.nocopy);
+        let v = parse_volume("data:/srv:ro,nocopy").unwrap();
+        assert!(v.readonly && v.nocopy);
+        assert!(parse_volume("data:/srv:z").is_err());
+        let m = parse_mount("type=volume,src=v,dst=/c,volume-nocopy").unwrap();
+        assert!(m.nocopy && !m.readonly);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod labels;
 pub mod process;
 pub mod remove;
 pub mod rootfs;
+pub mod seed;
 pub mod signals;
 pub mod stdio;
 pub mod tty;

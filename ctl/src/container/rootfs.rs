@@ -1,5 +1,5 @@
 //! Mounting a container's snapshot for a moment, to read the image's `/etc/passwd` and
-//! `/etc/group` when a user or group is given by name.
+//! `/etc/group` when a user or group is given by name, and to fill new volumes from it.
 
 use std::{
     ffi::CString,
@@ -27,13 +27,13 @@ impl MountedRootfs {
         };
         let [m] = mounts else {
             bail!(
-                "cannot look up the user: the snapshot has {} mounts, expected one",
+                "cannot read the image's files: the snapshot has {} mounts, expected one",
                 mounts.len()
             );
         };
         mount_one(m, &rootfs.dir).with_context(|| {
             format!(
-                "mounting the container's root filesystem at {} to look up the user",
+                "mounting the container's root filesystem at {} to read the image's files",
                 rootfs.dir.display()
             )
         })?;

@@ -473,6 +473,45 @@ fn cli_run_volumes_and_restart_policies() {
     assert!(t.contains("nosuchuser"), "{t}");
     assert_eq!(bc_ok(&d, &["volume", "ls", "-q"]).trim(), "data");
 
+    // A new volume starts with the image's content at its mount point, as in Docker; not with
+    // `nocopy`, and a volume that holds data is left as it is.
+    let group = bc_ok(&d, &["run", "--rm", &image, "cat", "/etc/group"]);
+    assert!(group.contains("root:x:0:"), "{group}");
+    let seeded = bc_ok(
+        &d,
+        &["run", "--rm", "-v", "etc:/etc", &image, "cat", "/etc/group"],
+    );
+    assert_eq!(seeded, group);
+    let bare = bc_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "bare:/etc:nocopy",
+            &image,
+            "ls",
+            "-A",
+            "/etc",
+        ],
+    );
+    assert_eq!(bare, "");
+    let kept = bc_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "data:/etc:ro",
+            &image,
+            "ls",
+            "-A",
+            "/etc",
+        ],
+    );
+    assert_eq!(kept, "f\n");
+    bc_ok(&d, &["volume", "rm", "etc", "bare"]);
+
     let id = bc_ok(
         &d,
         &[
