@@ -41,7 +41,8 @@ pub struct Args {
     /// Show the most recently created container (all states).
     #[arg(short, long)]
     latest: bool,
-    /// Filter: name=, label=KEY[=VALUE], status=created|running|paused|exited, id=, ancestor=.
+    /// Filter: name=, label=KEY[=VALUE], status=created|running|paused|exited, id=, ancestor=,
+    /// before=/since= (a container's name or ID), exited=CODE.
     #[arg(short, long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
     /// Output: table, json, or a Go template such as '{{.ID}}\t{{.Names}}'.
@@ -158,6 +159,38 @@ pub async fn entries(client: &Client) -> anyhow::Result<Vec<Entry>> {
 struct Filter {
     key: String,
     value: String,
+    /// For `before`/`since`: the creation time of the container named by `value`.
+    at: Option<(i64, i32)>,
+}
+
+/// When `c` was created, as (seconds, nanos).
+fn created(c: &Container) -> (i64, i32) {
+    c.created_at
+        .as_ref()
+        .map(|t| (t.seconds, t.nanos))
+        .unwrap_or_default()
+}
+
+/// Finds, for each `before`/`since` filter, the container it names (ID prefix or name) among
+/// `entries` and records its creation time.
+fn resolve_references(filters: &mut [Filter], entries: &[Entry]) -> anyhow::Result<()> {
+    for f in filters
+        .iter_mut()
+        .filter(|f| f.key == "before" || f.key == "since")
+    {
+        let name = f.value.trim_start_matches('/');
+        let found = entries
+            .iter()
+            .find(|e| lookup::name_of(&e.container) == name)
+            .or_else(|| {
+                entries
+                    .iter()
+                    .find(|e| e.container.id.starts_with(&f.value))
+            })
+            .with_context(|| format!("no such container: {}", f.value))?;
+        f.at = Some(created(&found.container));
+    }
+    Ok(())
 }
 
 fn parse_filters(raw: &[String]) -> anyhow::Result<Vec<Filter>> {
@@ -167,10 +200,15 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<Vec<Filter>> {
                 .split_once('=')
                 .with_context(|| format!("bad filter {f:?}: expected KEY=VALUE"))?;
             match key {
-                "name" | "label" | "status" | "id" | "ancestor" => {}
-                other => {
-                    bail!("unsupported filter {other:?}: use name, label, status, id or ancestor")
+                "name" | "label" | "status" | "id" | "ancestor" | "before" | "since" => {}
+                "exited" => {
+                    value
+                        .parse::<u32>()
+                        .with_context(|| format!("bad exited filter {value:?}: expected a number"))?;
                 }
+                other => bail!(
+                    "unsupported filter {other:?}: use name, label, status, id, ancestor, before, since or exited"
+                ),
             }
             if key == "status"
                 && !matches!(
@@ -189,6 +227,7 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<Vec<Filter>> {
             Ok(Filter {
                 key: key.to_string(),
                 value: value.to_string(),
+                at: None,
             })
         })
         .collect()
@@ -207,6 +246,15 @@ fn filter_matches(filter: &Filter, entry: &Entry) -> bool {
         "ancestor" => {
             let want = image::normalize(&filter.value);
             c.image == filter.value || c.image == want || entry.image() == filter.value
+        }
+        "before" => filter.at.is_some_and(|at| created(c) < at),
+        "since" => filter.at.is_some_and(|at| created(c) > at),
+        "exited" => {
+            entry.state() == "exited"
+                && entry
+                    .task
+                    .as_ref()
+                    .is_some_and(|t| t.exit_status.to_string() == filter.value)
         }
         _ => false,
     }
@@ -278,25 +326,22 @@ fn row(entry: &Entry, no_trunc: bool) -> Value {
 /// Runs `ps`.
 pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
     let format = Format::parse(args.format.as_deref())?;
-    let filters = parse_filters(&args.filters)?;
+    let mut filters = parse_filters(&args.filters)?;
     let last = if args.latest { Some(1) } else { args.last };
-    let all = args.all || last.is_some() || filters.iter().any(|f| f.key == "status");
-    let mut list: Vec<Entry> = entries(client)
-        .await?
+    let all = args.all
+        || last.is_some()
+        || filters
+            .iter()
+            .any(|f| f.key == "status" || f.key == "exited");
+    let found = entries(client).await?;
+    resolve_references(&mut filters, &found)?;
+    let mut list: Vec<Entry> = found
         .into_iter()
         .filter(|e| all || matches!(e.state(), "running" | "paused"))
         .filter(|e| matches_all(&filters, e))
         .collect();
     // Newest first, like docker.
-    list.sort_by_key(|e| {
-        std::cmp::Reverse(
-            e.container
-                .created_at
-                .as_ref()
-                .map(|t| (t.seconds, t.nanos))
-                .unwrap_or_default(),
-        )
-    });
+    list.sort_by_key(|e| std::cmp::Reverse(created(&e.container)));
     if let Some(n) = last {
         list.truncate(n);
     }

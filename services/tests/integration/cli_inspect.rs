@@ -227,6 +227,37 @@ fn cli_inspect_ps_inspect_top_stats() {
     );
     let usage = bctl_fails(&d, &["ps", "--filter", "colour=red"]);
     assert!(usage.contains("unsupported filter"), "{usage}");
+    // before/since name a container (ps-web, ps-idle, ps-quit were made in that order);
+    // exited= matches the exit code.
+    let listed = |args: &[&str]| {
+        let mut v: Vec<String> = bctl(&d, args).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listed(&["ps", "-a", "-q", "--filter", "before=idle"]),
+        ["ps-web"]
+    );
+    assert_eq!(
+        listed(&["ps", "-a", "-q", "--filter", "since=web"]),
+        ["ps-idle", "ps-quit"]
+    );
+    assert_eq!(
+        listed(&[
+            "ps",
+            "-a",
+            "-q",
+            "-f",
+            "since=ps-web",
+            "-f",
+            "before=ps-quit"
+        ]),
+        ["ps-idle"]
+    );
+    assert_eq!(listed(&["ps", "-q", "--filter", "exited=3"]), ["ps-quit"]);
+    assert!(listed(&["ps", "-q", "--filter", "exited=4"]).is_empty());
+    let missing = bctl_fails(&d, &["ps", "--filter", "before=nobody"]);
+    assert!(missing.contains("no such container: nobody"), "{missing}");
 
     // inspect: docker-shaped JSON.
     let line = bctl(
