@@ -104,9 +104,9 @@ pub fn attach(master: File, stdin: &str, stdout: &str, tasks: &Tasks) -> Result<
             .copy_from_fifo(stdin, pty.clone())
             .map_err(|e| Error::Runtime(e.to_string()))?;
     }
-    if let Destination::JsonLog(config) = Destination::parse(stdout)? {
+    if let Destination::JsonLog(config, _) = Destination::parse(stdout)? {
         let log = Arc::new(Mutex::new(JsonLog::open(config)?));
-        tasks.logs.spawn(pty.clone(), Stream::Stdout, log);
+        tasks.logs.spawn(pty.clone(), Stream::Stdout, log, None);
     } else if !stdout.is_empty() {
         tasks
             .io

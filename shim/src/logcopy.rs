@@ -9,7 +9,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
 use tokio::task::JoinSet;
 
 use crate::jsonlog::{JsonLog, Stream};
@@ -31,12 +32,12 @@ impl LogCopies {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts copying `from` into `log` as `stream`.
-    pub fn spawn<R>(&self, from: R, stream: Stream, log: SharedLog)
+    /// Starts copying `from` into `log` as `stream`, and into `also` when given.
+    pub fn spawn<R>(&self, from: R, stream: Stream, log: SharedLog, also: Option<pipe::Sender>)
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
-        self.set().spawn(copy(from, stream, log));
+        self.set().spawn(copy(from, stream, log, also));
     }
 
     /// Waits until every copy has reached the end of its stream. Dropping this future
@@ -52,8 +53,10 @@ impl LogCopies {
     }
 }
 
-/// Copies `from` into `log` until the end of the stream.
-pub async fn copy<R>(mut from: R, stream: Stream, log: SharedLog)
+/// Copies `from` into `log` until the end of the stream; every read also goes, as it came,
+/// to `also` (a foreground client's FIFO), which is closed at the end. When that FIFO fails,
+/// the log goes on alone.
+pub async fn copy<R>(mut from: R, stream: Stream, log: SharedLog, mut also: Option<pipe::Sender>)
 where
     R: AsyncRead + Unpin,
 {
@@ -72,10 +75,18 @@ where
             }
         };
         let now = SystemTime::now();
-        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-        cutter.feed(&chunk[..n], n < chunk.len(), |entry| {
-            log.write(stream, entry, now)
-        });
+        {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            cutter.feed(&chunk[..n], n < chunk.len(), |entry| {
+                log.write(stream, entry, now)
+            });
+        }
+        if let Some(fifo) = also.as_mut()
+            && let Err(e) = fifo.write_all(&chunk[..n]).await
+        {
+            tracing::warn!(stream = stream.name(), error = %e, "copying output to the client");
+            also = None;
+        }
     }
     let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
     cutter.flush(|entry| log.write(stream, entry, SystemTime::now()));
@@ -178,8 +189,8 @@ mod tests {
         let copies = LogCopies::default();
         let (out_r, mut out_w) = tokio::io::duplex(64);
         let (err_r, mut err_w) = tokio::io::duplex(64);
-        copies.spawn(out_r, Stream::Stdout, log.clone());
-        copies.spawn(err_r, Stream::Stderr, log);
+        copies.spawn(out_r, Stream::Stdout, log.clone(), None);
+        copies.spawn(err_r, Stream::Stderr, log, None);
         use tokio::io::AsyncWriteExt;
         out_w.write_all(b"out\n").await.unwrap();
         tokio::task::yield_now().await;

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::jsonlog::{JsonLog, LogConfig, Stream};
 use crate::logcopy::LogCopies;
 use crate::reaper;
-use crate::stdio::Destination;
+use crate::stdio::{Destination, Tee};
 
 /// The stdio strings of a create or exec request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -192,7 +192,7 @@ impl ProcessIo {
                 let g = f.try_clone().map_err(|e| Error::io("dup", e))?;
                 (f, g)
             }
-            Destination::JsonLog(config) => open_json_log(config, &tasks.logs)?,
+            Destination::JsonLog(config, tee) => open_json_log(config, &tee, &tasks.logs)?,
             Destination::Binary { path, args } => start_logger(&path, &args, id, namespace).await?,
         };
         Ok(ProcessIo {
@@ -207,16 +207,27 @@ impl ProcessIo {
     }
 }
 
-/// Opens the json-file log `config` names and starts copying two pipes into it; returns
-/// the pipes' write ends for the process's stdout and stderr.
-fn open_json_log(config: LogConfig, copies: &LogCopies) -> Result<(OwnedFd, OwnedFd)> {
+/// Opens the json-file log `config` names and starts copying two pipes into it (and into
+/// the FIFOs of `tee`); returns the pipes' write ends for the process's stdout and stderr.
+fn open_json_log(config: LogConfig, tee: &Tee, copies: &LogCopies) -> Result<(OwnedFd, OwnedFd)> {
     let log = Arc::new(Mutex::new(JsonLog::open(config)?));
     let (out_r, out_w) = os_pipe()?;
     let (err_r, err_w) = os_pipe()?;
-    for (read, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
+    let streams = [
+        (out_r, Stream::Stdout, &tee.stdout),
+        (err_r, Stream::Stderr, &tee.stderr),
+    ];
+    for (read, stream, fifo) in streams {
         let reader =
             pipe::Receiver::from_owned_fd(read).map_err(|e| Error::io("log output pipe", e))?;
-        copies.spawn(reader, stream, log.clone());
+        let also = match fifo {
+            Some(path) => Some(
+                pipe::Sender::from_owned_fd(open_fifo_writer(path)?)
+                    .map_err(|e| Error::io(format!("FIFO {}", path.display()), e))?,
+            ),
+            None => None,
+        };
+        copies.spawn(reader, stream, log.clone(), also);
     }
     Ok((out_w, err_w))
 }

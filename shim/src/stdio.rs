@@ -9,7 +9,8 @@
 //! `file:///path?format=json-file&max-size=N&max-file=M`. The shim then writes both streams
 //! (or the terminal) to `path` as JSON lines, rotating it when it would exceed `N` bytes and
 //! keeping `M` files ([`crate::jsonlog`]). Without `max-size` the file never rotates; without
-//! `max-file` one file is kept.
+//! `max-file` one file is kept. With `stdout-fifo=P` (and `stderr-fifo=Q`), the output is also
+//! copied to those FIFOs, for a client that follows the container in the foreground.
 
 use std::path::PathBuf;
 
@@ -25,8 +26,9 @@ pub enum Destination {
     Fifo(PathBuf),
     /// A file both stdout and stderr are appended to.
     File(PathBuf),
-    /// A json-file log both stdout and stderr are written to.
-    JsonLog(LogConfig),
+    /// A json-file log both stdout and stderr are written to, and the FIFOs their output is
+    /// also copied to.
+    JsonLog(LogConfig, Tee),
     /// A logging binary and its arguments.
     Binary {
         /// The binary.
@@ -34,6 +36,15 @@ pub enum Destination {
         /// Its arguments: each query key, then its value if it has one.
         args: Vec<String>,
     },
+}
+
+/// FIFOs a json-file log's streams are also copied to (a foreground client reads them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tee {
+    /// Where stdout also goes.
+    pub stdout: Option<PathBuf>,
+    /// Where stderr also goes.
+    pub stderr: Option<PathBuf>,
 }
 
 impl Destination {
@@ -82,6 +93,7 @@ impl Destination {
 /// ignored, as the Go shim ignores it.
 fn file_destination(path: PathBuf, query: Option<&str>) -> Result<Destination> {
     let mut json = false;
+    let mut tee = Tee::default();
     let mut config = LogConfig {
         path,
         max_size: 0,
@@ -100,11 +112,13 @@ fn file_destination(path: PathBuf, query: Option<&str>) -> Result<Destination> {
             "max-file" => {
                 config.max_file = u32::try_from(number("max-file")?.max(1)).unwrap_or(u32::MAX)
             }
+            "stdout-fifo" => tee.stdout = Some(PathBuf::from(percent_decode(value)?)),
+            "stderr-fifo" => tee.stderr = Some(PathBuf::from(percent_decode(value)?)),
             _ => {}
         }
     }
     Ok(if json {
-        Destination::JsonLog(config)
+        Destination::JsonLog(config, tee)
     } else {
         Destination::File(config.path)
     })
@@ -172,19 +186,42 @@ mod tests {
         assert_eq!(
             Destination::parse("file:///l/json.log?format=json-file&max-size=200&max-file=3")
                 .unwrap(),
-            Destination::JsonLog(LogConfig {
-                path: "/l/json.log".into(),
-                max_size: 200,
-                max_file: 3,
-            })
+            Destination::JsonLog(
+                LogConfig {
+                    path: "/l/json.log".into(),
+                    max_size: 200,
+                    max_file: 3,
+                },
+                Tee::default()
+            )
         );
         assert_eq!(
             Destination::parse("file:///l/json.log?format=json-file").unwrap(),
-            Destination::JsonLog(LogConfig {
-                path: "/l/json.log".into(),
-                max_size: 0,
-                max_file: 1,
-            })
+            Destination::JsonLog(
+                LogConfig {
+                    path: "/l/json.log".into(),
+                    max_size: 0,
+                    max_file: 1,
+                },
+                Tee::default()
+            )
+        );
+        assert_eq!(
+            Destination::parse(
+                "file:///l/json.log?format=json-file&stdout-fifo=%2Frun%2Fa%20b&stderr-fifo=/run/e"
+            )
+            .unwrap(),
+            Destination::JsonLog(
+                LogConfig {
+                    path: "/l/json.log".into(),
+                    max_size: 0,
+                    max_file: 1,
+                },
+                Tee {
+                    stdout: Some("/run/a b".into()),
+                    stderr: Some("/run/e".into()),
+                }
+            )
         );
         assert_eq!(
             Destination::parse("file:///l/raw.log?other=1").unwrap(),

@@ -70,6 +70,33 @@ pub struct Stdio {
     pub stderr: String,
 }
 
+impl Stdio {
+    /// The same json-file log, with the output also copied to the client FIFOs `stdout` and
+    /// `stderr` (either may be empty): a container followed in the foreground is logged too.
+    /// Only Berth's shim reads these query parameters.
+    pub fn teed(self, stdout: &str, stderr: &str) -> Stdio {
+        let mut uri = self.stdout;
+        for (key, fifo) in [("stdout-fifo", stdout), ("stderr-fifo", stderr)] {
+            if !fifo.is_empty() {
+                uri.push_str(&format!("&{key}={}", encode_path(Path::new(fifo))));
+            }
+        }
+        Stdio {
+            stderr: uri.clone(),
+            stdout: uri,
+        }
+    }
+}
+
+/// The FIFO path a client gave as `uri` (a bare path or `fifo://`), if that is what it is.
+pub fn fifo_path(uri: &str) -> Option<&str> {
+    match uri.split_once("://") {
+        None if uri.starts_with('/') => Some(uri),
+        Some(("fifo", path)) if path.starts_with('/') && !path.contains('?') => Some(path),
+        _ => None,
+    }
+}
+
 impl LogDirs {
     /// The log dirs of a daemon rooted at `root`.
     pub fn new(root: &Path) -> LogDirs {
@@ -299,6 +326,32 @@ mod tests {
         dirs.remove("default", "c1").unwrap();
         assert!(!dirs.dir("default", "c1").exists());
         dirs.remove("default", "never").unwrap();
+    }
+
+    #[test]
+    fn foreground_fifos_ride_along_in_the_log_uri() {
+        let base = Stdio {
+            stdout: "file:///l/json.log?format=json-file".into(),
+            stderr: "file:///l/json.log?format=json-file".into(),
+        };
+        let teed = base.clone().teed("/run/f/a b-stdout", "/run/f/x&y");
+        assert_eq!(
+            teed.stdout,
+            "file:///l/json.log?format=json-file&stdout-fifo=/run/f/a%20b-stdout\
+             &stderr-fifo=/run/f/x%26y"
+        );
+        assert_eq!(teed.stderr, teed.stdout);
+        let out_only = base.teed("/run/f/o", "");
+        assert!(
+            out_only.stdout.ends_with("&stdout-fifo=/run/f/o"),
+            "{out_only:?}"
+        );
+
+        assert_eq!(fifo_path("/run/f/o"), Some("/run/f/o"));
+        assert_eq!(fifo_path("fifo:///run/f/o"), Some("/run/f/o"));
+        for other in ["", "file:///l", "binary:///b", "relative", "fifo:///x?y"] {
+            assert_eq!(fifo_path(other), None, "{other}");
+        }
     }
 
     #[test]

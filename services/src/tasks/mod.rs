@@ -35,7 +35,7 @@ use containerd_shim_protos::{
 
 use crate::{
     containers::Containers,
-    logs::LogDirs,
+    logs::{self, LogDirs},
     metadata::Timestamp,
     runtime::{CreateOpts, Manager, Task},
     snapshots::Snapshots,
@@ -129,11 +129,24 @@ impl Tasks {
             Vec::new()
         };
         let (mut stdout, mut stderr) = (req.stdout, req.stderr);
-        if let Some(logs) = &self.logs
-            && stdout.is_empty()
-            && stderr.is_empty()
-            && let Some(stdio) = logs.stdio(ns, &c.id, &c.labels, &runtime, req.terminal)?
+        // A logging container's output goes to its log. Without stdio berthd names the log
+        // in its place; a client following it in the foreground through FIFOs gets them
+        // served by Berth's shim from the same copy (terminals keep their FIFO alone).
+        let foreground = !req.terminal
+            && logs::writes_json(&runtime)
+            && logs::fifo_path(&stdout).is_some()
+            && (stderr.is_empty() || logs::fifo_path(&stderr).is_some());
+        if let Some(dirs) = &self.logs
+            && ((stdout.is_empty() && stderr.is_empty()) || foreground)
+            && let Some(stdio) = dirs.stdio(ns, &c.id, &c.labels, &runtime, req.terminal)?
         {
+            let stdio = match foreground {
+                true => stdio.teed(
+                    logs::fifo_path(&stdout).unwrap_or_default(),
+                    logs::fifo_path(&stderr).unwrap_or_default(),
+                ),
+                false => stdio,
+            };
             (stdout, stderr) = (stdio.stdout, stdio.stderr);
         }
         let request = api::CreateTaskRequest {

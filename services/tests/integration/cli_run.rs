@@ -641,6 +641,40 @@ fn cli_run_logs_and_attach() {
     let out = bc(&d, &["attach", "late"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "attached\n");
-    bc_ok(&d, &["rm", "talker", "slow", "late"]);
+    // A foreground run prints its output and logs it too, as docker does; so does start -a.
+    let big = "seq 1 20000";
+    let out = bc(
+        &d,
+        &[
+            "run",
+            "--name",
+            "fg",
+            &image,
+            "sh",
+            "-c",
+            &format!("echo one; echo two >&2; {big} | tail -n 1; exit 4"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n20000\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "two\n");
+    let logged = bc(&d, &["logs", "fg"]);
+    assert_eq!(String::from_utf8_lossy(&logged.stdout), "one\n20000\n");
+    assert_eq!(String::from_utf8_lossy(&logged.stderr), "two\n");
+    let out = bc(&d, &["start", "-a", "fg"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n20000\n");
+    assert_eq!(bc_ok(&d, &["logs", "fg"]), "one\n20000\none\n20000\n");
+    // Much output, faster than a terminal reads it, arrives whole both ways.
+    let out = bc(
+        &d,
+        &["run", "--name", "flood", &image, "seq", "1", "200000"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(printed.lines().count(), 200000);
+    assert_eq!(printed.lines().last(), Some("200000"));
+    assert_eq!(bc_ok(&d, &["logs", "flood"]), printed);
+    bc_ok(&d, &["rm", "talker", "slow", "late", "fg", "flood"]);
     assert_nothing_left(&d);
 }
