@@ -87,19 +87,16 @@ pub async fn create(
     if auto_remove {
         labels.insert(label::AUTO_REMOVE.into(), "true".into());
     }
-    let volumes = mounts(client, flags).await?;
-    if !volumes.names.is_empty() {
-        labels.insert(label::VOLUMES.into(), volumes.names.join(","));
+    // Volumes are made first; whatever fails after that takes the anonymous ones back.
+    let mut volumes = Mounts::default();
+    let made = async {
+        mounts(client, flags, &mut volumes).await?;
+        if !volumes.names.is_empty() {
+            labels.insert(label::VOLUMES.into(), volumes.names.join(","));
+        }
+        let binds = std::mem::take(&mut volumes.binds);
+        make(client, flags, id, image, labels, binds, &volumes.seeds).await
     }
-    let made = make(
-        client,
-        flags,
-        id,
-        image,
-        labels,
-        volumes.binds,
-        &volumes.seeds,
-    )
     .await;
     if made.is_err() {
         remove_volumes(client, &volumes.anonymous).await;
@@ -287,6 +284,7 @@ async fn pull(client: &Client, flags: &CreateFlags) -> anyhow::Result<()> {
 }
 
 /// What `-v`/`--mount` resolve to.
+#[derive(Default)]
 struct Mounts {
     /// The bind mounts, volumes included.
     binds: Vec<BindMount>,
@@ -298,9 +296,9 @@ struct Mounts {
     seeds: Vec<Seed>,
 }
 
-/// The bind mounts of `-v`/`--mount`, creating named and anonymous volumes on the way. When
-/// one fails, the anonymous volumes already made are removed.
-async fn mounts(client: &Client, flags: &CreateFlags) -> anyhow::Result<Mounts> {
+/// Resolves `-v`/`--mount` into `out`, creating named and anonymous volumes on the way
+/// (`out.anonymous` lists those made so far, also when this fails).
+async fn mounts(client: &Client, flags: &CreateFlags, out: &mut Mounts) -> anyhow::Result<()> {
     let mut requests = Vec::new();
     for v in &flags.volume {
         requests.push(flags::parse_volume(v)?);
@@ -308,48 +306,33 @@ async fn mounts(client: &Client, flags: &CreateFlags) -> anyhow::Result<Mounts> 
     for m in &flags.mount {
         requests.push(flags::parse_mount(m)?);
     }
-    let mut out = Mounts {
-        binds: Vec::new(),
-        names: Vec::new(),
-        anonymous: Vec::new(),
-        seeds: Vec::new(),
-    };
     for r in requests {
-        let is_volume = !matches!(r.source, MountSource::Host(_));
-        let source = match r.source {
-            MountSource::Host(path) => path,
-            MountSource::Volume(name) => match create_volume(client, &name, false).await {
-                Ok(v) => {
-                    out.names.push(v.name);
-                    v.mountpoint.into()
-                }
-                Err(e) => {
-                    remove_volumes(client, &out.anonymous).await;
-                    return Err(e);
-                }
-            },
-            MountSource::Anonymous => match create_volume(client, "", true).await {
-                Ok(v) => {
-                    out.names.push(v.name.clone());
-                    out.anonymous.push(v.name);
-                    v.mountpoint.into()
-                }
-                Err(e) => {
-                    remove_volumes(client, &out.anonymous).await;
-                    return Err(e);
-                }
-            },
+        let name = match &r.source {
+            MountSource::Host(path) => {
+                out.binds
+                    .push(BindMount::new(path.clone(), r.target).readonly(r.readonly));
+                continue;
+            }
+            MountSource::Volume(name) => name.as_str(),
+            MountSource::Anonymous => "",
         };
-        if is_volume && !r.nocopy && seed::is_empty(&source) {
+        let anonymous = name.is_empty();
+        let v = create_volume(client, name, anonymous).await?;
+        if anonymous {
+            out.anonymous.push(v.name.clone());
+        }
+        out.names.push(v.name);
+        let data = PathBuf::from(v.mountpoint);
+        if !r.nocopy && seed::is_empty(&data) {
             out.seeds.push(Seed {
-                data: source.clone(),
+                data: data.clone(),
                 target: PathBuf::from(&r.target),
             });
         }
         out.binds
-            .push(BindMount::new(source, r.target).readonly(r.readonly));
+            .push(BindMount::new(data, r.target).readonly(r.readonly));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Fills every volume of `seeds` from the image's root filesystem at `rootfs`; on failure

@@ -78,7 +78,12 @@ pub fn seed(rootfs: &Path, seed: &Seed) -> anyhow::Result<()> {
         let packed = packer
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the copy thread panicked")));
-        packed.and(unpacked)
+        // When the writing side stops, the packer only sees a broken pipe: report why.
+        match (packed, unpacked) {
+            (Ok(()), unpacked) => unpacked,
+            (Err(p), Err(u)) if broken_pipe(&p) => Err(u),
+            (Err(p), _) => Err(p),
+        }
     })
     .with_context(|| format!("copying {shown} from the image into the new volume"))?;
     let top = volume.fd();
@@ -91,6 +96,14 @@ pub fn seed(rootfs: &Path, seed: &Seed) -> anyhow::Result<()> {
     fs::fchmod(top, fs::Mode::from_raw_mode(st.st_mode & 0o7777))
         .context("giving the volume the mode of the image's directory")?;
     Ok(())
+}
+
+/// Whether `e` comes down to a write into a pipe nobody reads any more.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 #[cfg(test)]
