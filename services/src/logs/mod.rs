@@ -88,8 +88,20 @@ impl Stdio {
     }
 }
 
+/// The FIFO paths a foreground client gave as stdout and stderr (a bare path or `fifo://`;
+/// stderr may be empty): `None` when stdout is not a FIFO or stderr is something else.
+pub fn foreground_fifos(stdout: &str, stderr: &str) -> Option<(String, String)> {
+    let out = fifo_path(stdout)?;
+    let err = if stderr.is_empty() {
+        ""
+    } else {
+        fifo_path(stderr)?
+    };
+    Some((out.to_string(), err.to_string()))
+}
+
 /// The FIFO path a client gave as `uri` (a bare path or `fifo://`), if that is what it is.
-pub fn fifo_path(uri: &str) -> Option<&str> {
+fn fifo_path(uri: &str) -> Option<&str> {
     match uri.split_once("://") {
         None if uri.starts_with('/') => Some(uri),
         Some(("fifo", path)) if path.starts_with('/') && !path.contains('?') => Some(path),
@@ -347,6 +359,14 @@ mod tests {
             "{out_only:?}"
         );
 
+        let pair = |o: &str, e: &str| Some((o.to_string(), e.to_string()));
+        assert_eq!(foreground_fifos("/run/f/o", ""), pair("/run/f/o", ""));
+        assert_eq!(
+            foreground_fifos("fifo:///run/f/o", "/run/f/e"),
+            pair("/run/f/o", "/run/f/e")
+        );
+        assert_eq!(foreground_fifos("", ""), None);
+        assert_eq!(foreground_fifos("/run/f/o", "file:///l"), None);
         assert_eq!(fifo_path("/run/f/o"), Some("/run/f/o"));
         assert_eq!(fifo_path("fifo:///run/f/o"), Some("/run/f/o"));
         for other in ["", "file:///l", "binary:///b", "relative", "fifo:///x?y"] {

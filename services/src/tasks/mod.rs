@@ -132,20 +132,16 @@ impl Tasks {
         // A logging container's output goes to its log. Without stdio berthd names the log
         // in its place; a client following it in the foreground through FIFOs gets them
         // served by Berth's shim from the same copy (terminals keep their FIFO alone).
-        let foreground = !req.terminal
-            && logs::writes_json(&runtime)
-            && logs::fifo_path(&stdout).is_some()
-            && (stderr.is_empty() || logs::fifo_path(&stderr).is_some());
+        let fifos = (!req.terminal && logs::writes_json(&runtime))
+            .then(|| logs::foreground_fifos(&stdout, &stderr))
+            .flatten();
         if let Some(dirs) = &self.logs
-            && ((stdout.is_empty() && stderr.is_empty()) || foreground)
+            && ((stdout.is_empty() && stderr.is_empty()) || fifos.is_some())
             && let Some(stdio) = dirs.stdio(ns, &c.id, &c.labels, &runtime, req.terminal)?
         {
-            let stdio = match foreground {
-                true => stdio.teed(
-                    logs::fifo_path(&stdout).unwrap_or_default(),
-                    logs::fifo_path(&stderr).unwrap_or_default(),
-                ),
-                false => stdio,
+            let stdio = match fifos {
+                Some((out, err)) => stdio.teed(&out, &err),
+                None => stdio,
             };
             (stdout, stderr) = (stdio.stdout, stdio.stderr);
         }
