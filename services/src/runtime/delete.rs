@@ -181,18 +181,23 @@ impl Manager {
     }
 }
 
-/// Whether the socket of shim `address` (`unix://…`) is still in the filesystem (abstract
-/// sockets count as listed).
+/// The socket path of shim `address` (`unix://…`; `@…` for an abstract one).
+fn socket_path(address: &str) -> &Path {
+    Path::new(address.strip_prefix("unix://").unwrap_or(address))
+}
+
+/// Whether the socket of shim `address` is still in the filesystem (abstract sockets count
+/// as listed).
 fn socket_listed(address: &str) -> bool {
-    let path = address.strip_prefix("unix://").unwrap_or(address);
-    path.starts_with('@') || Path::new(path).exists()
+    let path = socket_path(address);
+    path.as_os_str().as_encoded_bytes().starts_with(b"@") || path.exists()
 }
 
 /// Removes the socket file at `address` (`unix://…`) when nothing listens there any more.
 /// Anything that is not a socket is left alone.
 fn remove_dead_socket(address: &str) {
     use std::os::unix::fs::FileTypeExt;
-    let path = Path::new(address.strip_prefix("unix://").unwrap_or(address));
+    let path = socket_path(address);
     let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
     if is_socket && std::os::unix::net::UnixStream::connect(path).is_err() {
         match std::fs::remove_file(path) {
@@ -201,5 +206,20 @@ fn remove_dead_socket(address: &str) {
                 tracing::warn!(socket = %path.display(), error = %e, "removing dead shim socket")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abstract_sockets_count_as_listed_and_missing_files_do_not() {
+        assert!(socket_listed("unix://@berth-shim-x"));
+        assert!(!socket_listed("unix:///nonexistent/berth/shim.sock"));
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(socket_listed(&format!("unix://{}", sock.display())));
     }
 }
